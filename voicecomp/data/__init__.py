@@ -1,0 +1,1 @@
+"""Data layer: Humdrum **kern parsing, corpora and their cache."""

@@ -1,0 +1,373 @@
+"""Pure numpy encoders: parsed scores -> padded frame tensors (SPEC §1.3-1.5).
+
+Per score (:func:`encode_score`): ``notes[F, V, M]`` onset bits in the pitch
+window, ``durations[F, V]`` indices of the canonical 55-symbol vocabulary,
+``flows[F, V, V]`` and the onset location of every frame.
+
+Per split (:class:`FrameTable`): those arrays concatenated over scores plus one
+row per multi-voice example (score, voice, onset).  Examples are assembled for a
+batch of indices by vectorised gathers (:func:`gather_examples`); durations stay
+integer indices, one-hot encoding happens at the model boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from fractions import Fraction
+from typing import Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from voicecomp.data.humdrum import CONT_TICKS, EMPTY_TICKS, MAX_VOICES, TICKS_PER_QUARTER, KernScore
+
+CONT, EMPTY, START = 0, 1, 2
+NUM_SPECIAL = 3
+PITCH_OFFSET = 24
+PITCH_RANGE = 78
+NUM_LOCATIONS = 48
+# The 52 note values of the KernScores corpus in quarter notes, ascending (SPEC §1.3).
+NOTE_VALUES: tuple[Fraction, ...] = tuple(
+    Fraction(v)
+    for v in (
+        "1/48 1/44 1/32 1/28 1/24 1/22 1/20 1/16 1/14 1/12 1/10 1/9 2/17 1/8 2/15 1/7 7/48 1/6 2/11 "
+        "3/16 1/5 1/4 3/10 1/3 3/8 2/5 1/2 7/12 3/5 2/3 3/4 4/5 7/8 1 9/8 7/6 4/3 3/2 7/4 2 7/3 5/2 "
+        "3 7/2 15/4 4 9/2 6 8 9 12 15"
+    ).split()
+)
+NUM_NOTE_VALUES = len(NOTE_VALUES)
+NUM_DURATIONS = NUM_SPECIAL + NUM_NOTE_VALUES
+# Duration of each vocabulary symbol in quarter notes (specials count 0).
+DURATION_QUARTERS = np.array([0.0] * NUM_SPECIAL + [float(v) for v in NOTE_VALUES])
+_INDEX_OF_TICKS = {int(v * TICKS_PER_QUARTER): NUM_SPECIAL + i for i, v in enumerate(NOTE_VALUES)}
+_INDEX_OF_TICKS[CONT_TICKS] = CONT
+_INDEX_OF_TICKS[EMPTY_TICKS] = EMPTY
+
+
+class EncodingError(ValueError):
+    """A score cannot be encoded in the canonical vocabulary or pitch window."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedScore:
+    """SPEC §1.3 arrays of one score."""
+
+    notes: np.ndarray  # int8 [F, V, M]
+    durations: np.ndarray  # int8 [F, V] vocabulary indices
+    flows: np.ndarray  # int8 [F, V, V]
+    locations: np.ndarray  # int64 [F] int(loc) of each frame
+    dropped_notes: int  # onset bits outside the pitch window (0 for KernScores)
+
+    @property
+    def location_classes(self) -> np.ndarray:
+        return np.mod(self.locations, NUM_LOCATIONS)
+
+    def onsets(self) -> np.ndarray:
+        """bool [F, V]: the channel starts a note or rest at this frame."""
+        return self.durations >= NUM_SPECIAL
+
+    def beats(self) -> float:
+        """Sum of channel-0 onset durations in quarter notes."""
+        return float(DURATION_QUARTERS[self.durations[:, 0]].sum())
+
+    def sha256(self) -> str:
+        blob = self.notes.astype(np.int8).tobytes() + self.durations.astype(np.int8).tobytes()
+        return hashlib.sha256(blob + self.flows.astype(np.int8).tobytes()).hexdigest()
+
+
+def duration_indices(ticks: np.ndarray) -> np.ndarray:
+    """Map durations in ticks (with CONT/EMPTY codes) to vocabulary indices."""
+    flat = ticks.ravel()
+    out = np.empty(flat.shape, dtype=np.int8)
+    for value in np.unique(flat):
+        index = _INDEX_OF_TICKS.get(int(value))
+        if index is None:
+            raise EncodingError(f"note value {Fraction(int(value), TICKS_PER_QUARTER)} quarters is not in the vocabulary")
+        out[flat == value] = index
+    return out.reshape(ticks.shape)
+
+
+def frame_locations(score: KernScore, arithmetic: str = "reference") -> np.ndarray:
+    """``int(loc)`` of each frame, loc in 48ths of a quarter note (SPEC §1.3).
+
+    ``reference`` accumulates the reference pipeline's float64 durations in the
+    same order it did (and so truncates exactly as it did); ``exact`` uses the
+    rational durations.
+    """
+    onset = score.durations > 0
+    if arithmetic == "reference":
+        quarters = np.where(onset, score.reference_durations, np.inf)
+        steps = 48 * quarters.min(axis=1)
+        start = -48 * (score.reference_pickup % 1)
+        # add.accumulate is sequential, so this reproduces loc += 48 * step bit for bit.
+        loc = np.add.accumulate(np.concatenate([[start], steps[:-1]]))
+        return np.trunc(loc).astype(np.int64)
+    if arithmetic == "exact":
+        ticks = np.where(onset, score.durations, np.iinfo(np.int64).max).min(axis=1)
+        frac_pickup = score.pickup % TICKS_PER_QUARTER
+        elapsed = np.concatenate([[0], np.cumsum(ticks[:-1])]) - frac_pickup
+        scaled = 48 * elapsed
+        # truncation toward zero, as int() does
+        return np.where(scaled >= 0, scaled // TICKS_PER_QUARTER, -((-scaled) // TICKS_PER_QUARTER))
+    raise ValueError(f"unknown location arithmetic {arithmetic!r}; expected reference or exact")
+
+
+def encode_score(
+    score: KernScore,
+    *,
+    pitch_offset: int = PITCH_OFFSET,
+    pitch_range: int = PITCH_RANGE,
+    location_arithmetic: str = "reference",
+) -> EncodedScore:
+    """SPEC §1.3 arrays of one parsed score."""
+    num_frames = score.num_frames
+    durations = duration_indices(score.durations)
+    pitch = score.note_pitch - pitch_offset
+    inside = (pitch >= 0) & (pitch < pitch_range)
+    notes = np.zeros((num_frames, MAX_VOICES, pitch_range), dtype=np.int8)
+    notes[score.note_frame[inside], score.note_channel[inside], pitch[inside]] = 1
+    # A continuing voice repeats the notes of its channel in the previous frame.
+    cont_frames, cont_channels = np.nonzero(durations == CONT)
+    for j, v in zip(cont_frames.tolist(), cont_channels.tolist()):
+        if j == 0:
+            raise EncodingError("first frame continues a note")
+        notes[j, v] = notes[j - 1, v]
+    return EncodedScore(
+        notes=notes,
+        durations=durations,
+        flows=score.flows,
+        locations=frame_locations(score, location_arithmetic),
+        dropped_notes=int((~inside).sum()),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameTable:
+    """Encoded scores of a split concatenated along frames, with the example index.
+
+    Examples are ordered by score id, then voice, then onset, as the reference
+    pipeline enumerated them.
+    """
+
+    score_ids: tuple[str, ...]
+    score_start: np.ndarray  # int64 [S+1] first frame of each score (and total)
+    notes: np.ndarray  # int8 [F, V, M]
+    durations: np.ndarray  # int8 [F, V]
+    flows: np.ndarray  # int8 [F, V, V]
+    location_class: np.ndarray  # int8 [F]
+    first_frame: np.ndarray  # int64 [F] first frame of the frame's score
+    example_frame: np.ndarray  # int64 [N]
+    example_voice: np.ndarray  # int8 [N]
+    beats: float
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.example_frame.shape[0])
+
+    @property
+    def events_per_beat(self) -> float:
+        return self.num_examples / self.beats
+
+    def score_of_example(self, index: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.score_start, self.example_frame[index], side="right") - 1
+
+    def example_index(self, score_id: str, voice: int, voice_event: int) -> int:
+        """Index of the ``voice_event``-th onset of ``voice`` in score ``score_id``."""
+        s = self.score_ids.index(score_id)
+        lo, hi = self.score_start[s], self.score_start[s + 1]
+        rows = np.nonzero(
+            (self.example_frame >= lo) & (self.example_frame < hi) & (self.example_voice == voice)
+        )[0]
+        return int(rows[voice_event])
+
+
+def build_frame_table(encoded: Mapping[str, EncodedScore]) -> FrameTable:
+    """Concatenate encoded scores (sorted by id) and enumerate their examples."""
+    ids = tuple(sorted(encoded))
+    parts = [encoded[s] for s in ids]
+    lengths = np.array([p.notes.shape[0] for p in parts], dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(lengths)])
+    durations = np.concatenate([p.durations for p in parts]) if parts else np.zeros((0, MAX_VOICES), np.int8)
+    example_frame, example_voice = [], []
+    for s, part in enumerate(parts):
+        onset = part.onsets()
+        for v in range(MAX_VOICES):
+            frames = np.nonzero(onset[:, v])[0]
+            example_frame.append(frames + start[s])
+            example_voice.append(np.full(frames.shape, v, dtype=np.int8))
+    return FrameTable(
+        score_ids=ids,
+        score_start=start,
+        notes=np.concatenate([p.notes for p in parts]) if parts else np.zeros((0, MAX_VOICES, PITCH_RANGE), np.int8),
+        durations=durations,
+        flows=np.concatenate([p.flows for p in parts]) if parts else np.zeros((0, MAX_VOICES, MAX_VOICES), np.int8),
+        location_class=np.concatenate([p.location_classes for p in parts]).astype(np.int8)
+        if parts
+        else np.zeros((0,), np.int8),
+        first_frame=np.repeat(start[:-1], lengths),
+        example_frame=np.concatenate(example_frame) if example_frame else np.zeros((0,), np.int64),
+        example_voice=np.concatenate(example_voice) if example_voice else np.zeros((0,), np.int8),
+        beats=float(sum(p.beats() for p in parts)),
+    )
+
+
+def _swap_permutation(voices: np.ndarray) -> np.ndarray:
+    """[B, V] channel order that moves channel ``voice`` to 0 and 0 to ``voice``."""
+    perm = np.tile(np.arange(MAX_VOICES, dtype=np.int64), (voices.shape[0], 1))
+    rows = np.arange(voices.shape[0])
+    perm[rows, voices] = 0
+    perm[rows, 0] = voices
+    return perm
+
+
+def gather_history(table: FrameTable, frames: np.ndarray, history: int) -> dict[str, np.ndarray]:
+    """Unswapped history of the given frames: frames j-C..j-1, padded before the score.
+
+    Returns ``e`` int8 [B, C, V, M], ``t`` int8 [B, C, V], ``f`` int8 [B, C, V, V],
+    ``loc`` int32 [B] (location class of each frame).
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    index = frames[:, None] + np.arange(-history, 0)
+    pad = index < table.first_frame[frames][:, None]
+    index = np.where(pad, 0, index)
+    e = table.notes[index]
+    t = table.durations[index]
+    f = table.flows[index]
+    if pad.any():
+        e[pad] = 0
+        t[pad] = START
+        f[pad] = np.eye(MAX_VOICES, dtype=np.int8)
+    return {"e": e, "t": t, "f": f, "loc": table.location_class[frames].astype(np.int32)}
+
+
+def gather_current(table: FrameTable, frames: np.ndarray, voices: np.ndarray) -> dict[str, np.ndarray]:
+    """The current frame of each example as the model sees it, channel 0 <-> voice swapped.
+
+    Channels up to the predicted voice show their true notes and durations;
+    later channels only what is already determined (CONT with the continuing
+    notes, EMPTY), otherwise a masked row (``yt = -1``, zero notes).
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    voices = np.asarray(voices, dtype=np.int64)
+    perm = _swap_permutation(voices)
+    rows = np.arange(frames.shape[0])[:, None]
+    durations = table.durations[frames[:, None], perm]  # [B, V] swapped
+    notes = table.notes[frames[:, None], perm]  # [B, V, M]
+    original = perm  # swapped channel c shows original channel perm[c]
+    known = original <= voices[:, None]
+    later_cont = ~known & (durations == CONT)
+    later_empty = ~known & (durations == EMPTY)
+    yt = np.where(known | later_cont | later_empty, durations, -1).astype(np.int8)
+    y = np.where((known | later_cont)[..., None], notes, 0).astype(np.int8)
+    yf = table.flows[frames[:, None, None], perm[:, :, None], perm[:, None, :]]
+    del rows
+    return {
+        "y": y,
+        "yt": yt,
+        "yf": yf,
+        "duration_target": (durations[:, 0].astype(np.int32) - NUM_SPECIAL),
+        "notes_target": notes[:, 0],
+    }
+
+
+def swap_history(history: Mapping[str, np.ndarray], voices: np.ndarray) -> dict[str, np.ndarray]:
+    """Apply the channel 0 <-> voice swap to per-example history tensors."""
+    perm = _swap_permutation(np.asarray(voices, dtype=np.int64))
+    b = np.arange(perm.shape[0])[:, None, None]
+    k = np.arange(history["t"].shape[1])[None, :, None]
+    p = perm[:, None, :]
+    f = history["f"][b[..., None], k[..., None], p[..., None], perm[:, None, None, :]]
+    return {"e": history["e"][b, k, p], "t": history["t"][b, k, p], "f": f, "loc": history["loc"]}
+
+
+def gather_examples(table: FrameTable, examples: np.ndarray, history: int = 10) -> dict[str, np.ndarray]:
+    """Multi-voice example tensors (SPEC §1.4) for a batch of example indices."""
+    examples = np.asarray(examples, dtype=np.int64)
+    frames = table.example_frame[examples]
+    voices = table.example_voice[examples].astype(np.int64)
+    batch = swap_history(gather_history(table, frames, history), voices)
+    batch.update(gather_current(table, frames, voices))
+    return batch
+
+
+def gather_frame_batch(
+    table: FrameTable, examples: np.ndarray, history: int = 10, max_frames: Optional[int] = None
+) -> dict[str, np.ndarray]:
+    """Frame-shared batch: history once per distinct frame, current step per example.
+
+    ``frame`` [B] indexes the per-frame history rows; ``voice`` [B] is the
+    channel the model swaps with 0.  With ``max_frames`` the frame axis is
+    padded to a static size (padding rows repeat the first frame).
+    """
+    examples = np.asarray(examples, dtype=np.int64)
+    frames = table.example_frame[examples]
+    voices = table.example_voice[examples].astype(np.int64)
+    unique, slot = np.unique(frames, return_inverse=True)
+    if max_frames is not None:
+        if unique.shape[0] > max_frames:
+            raise ValueError(f"batch spans {unique.shape[0]} frames > max_frames={max_frames}")
+        unique = np.concatenate([unique, np.full(max_frames - unique.shape[0], unique[0] if unique.size else 0)])
+    batch = gather_history(table, unique, history)
+    batch.update(gather_current(table, frames, voices))
+    batch["frame"] = slot.astype(np.int32)
+    batch["voice"] = voices.astype(np.int32)
+    return batch
+
+
+# ---------------------------------------------------------------------------
+# Batch orders
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPosition:
+    """Where a training order stands: resume from here to continue exactly."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+def training_batches(
+    num_items: int, batch_size: int, seed: int, start: BatchPosition = BatchPosition()
+) -> Iterator[tuple[BatchPosition, np.ndarray]]:
+    """Seeded shuffled batches, epoch after epoch; each epoch's order depends only
+    on (seed, epoch), so a run resumed at ``start`` sees exactly the same batches."""
+    if num_items < batch_size:
+        raise ValueError(f"{num_items} examples cannot fill a batch of {batch_size}")
+    epoch, batch = start.epoch, start.batch
+    per_epoch = num_items // batch_size
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(num_items)
+        while batch < per_epoch:
+            yield BatchPosition(epoch, batch), order[batch * batch_size : (batch + 1) * batch_size]
+            batch += 1
+        epoch, batch = epoch + 1, 0
+
+
+def sequential_batches(num_items: int, batch_size: int) -> Iterator[np.ndarray]:
+    """In-order batches covering every item once (the last may be short)."""
+    for lo in range(0, num_items, batch_size):
+        yield np.arange(lo, min(lo + batch_size, num_items))
+
+
+def frame_grouped_batches(table: FrameTable, batch_size: int) -> Iterator[np.ndarray]:
+    """Evaluation batches of whole frames (each frame's examples together), in order.
+
+    Grouping by frame lets the model share each frame's history; evaluation is
+    exact whatever the grouping.
+    """
+    order = np.lexsort((table.example_voice, table.example_frame))
+    frames = table.example_frame[order]
+    boundaries = np.nonzero(np.diff(frames))[0] + 1
+    starts = np.concatenate([[0], boundaries])
+    lo = 0
+    for cut in starts[1:]:
+        if cut - lo > batch_size:
+            # close the batch before this frame's group
+            previous = starts[starts < cut]
+            split = previous[previous > lo]
+            end = split[-1] if split.size else cut
+            yield order[lo:end]
+            lo = end
+    while lo < order.shape[0]:
+        yield order[lo : lo + batch_size]
+        lo += batch_size

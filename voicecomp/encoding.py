@@ -106,9 +106,9 @@ def frame_locations(score: KernScore, arithmetic: str = "reference") -> np.ndarr
         ticks = np.where(onset, score.durations, np.iinfo(np.int64).max).min(axis=1)
         frac_pickup = score.pickup % TICKS_PER_QUARTER
         elapsed = np.concatenate([[0], np.cumsum(ticks[:-1])]) - frac_pickup
-        scaled = 48 * elapsed
+        per_location = TICKS_PER_QUARTER // NUM_LOCATIONS  # exact: 48 divides the tick rate
         # truncation toward zero, as int() does
-        return np.where(scaled >= 0, scaled // TICKS_PER_QUARTER, -((-scaled) // TICKS_PER_QUARTER))
+        return np.where(elapsed >= 0, elapsed // per_location, -((-elapsed) // per_location))
     raise ValueError(f"unknown location arithmetic {arithmetic!r}; expected reference or exact")
 
 
@@ -220,19 +220,30 @@ def _swap_permutation(voices: np.ndarray) -> np.ndarray:
     return perm
 
 
-def gather_history(table: FrameTable, frames: np.ndarray, history: int) -> dict[str, np.ndarray]:
-    """Unswapped history of the given frames: frames j-C..j-1, padded before the score.
+def gather_history(
+    table: FrameTable, frames: np.ndarray, history: int, voices: Optional[np.ndarray] = None
+) -> dict[str, np.ndarray]:
+    """History of the given frames: frames j-C..j-1, padded before the score start.
 
-    Returns ``e`` int8 [B, C, V, M], ``t`` int8 [B, C, V], ``f`` int8 [B, C, V, V],
-    ``loc`` int32 [B] (location class of each frame).
+    With ``voices`` the channels of each row are swapped 0 <-> voice (both axes
+    of the flows) by the same gather.  Returns ``e`` int8 [B, C, V, M], ``t``
+    int8 [B, C, V], ``f`` int8 [B, C, V, V], ``loc`` int32 [B] (location class).
     """
     frames = np.asarray(frames, dtype=np.int64)
     index = frames[:, None] + np.arange(-history, 0)
     pad = index < table.first_frame[frames][:, None]
     index = np.where(pad, 0, index)
-    e = table.notes[index]
-    t = table.durations[index]
-    f = table.flows[index]
+    if voices is None:
+        e = np.take(table.notes, index, axis=0)
+        t = np.take(table.durations, index, axis=0)
+        f = np.take(table.flows, index, axis=0)
+    else:
+        perm = _swap_permutation(np.asarray(voices, dtype=np.int64))
+        # Flat row indices let one take() gather and permute at once.
+        rows = index[:, :, None] * MAX_VOICES + perm[:, None, :]
+        e = np.take(table.notes.reshape(-1, table.notes.shape[-1]), rows, axis=0)
+        t = np.take(table.durations.reshape(-1), rows)
+        f = np.take(table.flows.reshape(-1), rows[..., None] * MAX_VOICES + perm[:, None, None, :])
     if pad.any():
         e[pad] = 0
         t[pad] = START
@@ -249,35 +260,22 @@ def gather_current(table: FrameTable, frames: np.ndarray, voices: np.ndarray) ->
     """
     frames = np.asarray(frames, dtype=np.int64)
     voices = np.asarray(voices, dtype=np.int64)
-    perm = _swap_permutation(voices)
-    rows = np.arange(frames.shape[0])[:, None]
-    durations = table.durations[frames[:, None], perm]  # [B, V] swapped
-    notes = table.notes[frames[:, None], perm]  # [B, V, M]
-    original = perm  # swapped channel c shows original channel perm[c]
-    known = original <= voices[:, None]
-    later_cont = ~known & (durations == CONT)
-    later_empty = ~known & (durations == EMPTY)
-    yt = np.where(known | later_cont | later_empty, durations, -1).astype(np.int8)
-    y = np.where((known | later_cont)[..., None], notes, 0).astype(np.int8)
-    yf = table.flows[frames[:, None, None], perm[:, :, None], perm[:, None, :]]
-    del rows
+    perm = _swap_permutation(voices)  # swapped channel c shows original channel perm[c]
+    rows = frames[:, None] * MAX_VOICES + perm
+    durations = np.take(table.durations.reshape(-1), rows)
+    notes = np.take(table.notes.reshape(-1, table.notes.shape[-1]), rows, axis=0)
+    known = perm <= voices[:, None]
+    cont = durations == CONT
+    yt = np.where(known | cont | (durations == EMPTY), durations, -1).astype(np.int8)
+    y = notes * (known | cont)[..., None].astype(np.int8)
+    yf = np.take(table.flows.reshape(-1), rows[:, :, None] * MAX_VOICES + perm[:, None, :])
     return {
         "y": y,
         "yt": yt,
         "yf": yf,
-        "duration_target": (durations[:, 0].astype(np.int32) - NUM_SPECIAL),
+        "duration_target": durations[:, 0].astype(np.int32) - NUM_SPECIAL,
         "notes_target": notes[:, 0],
     }
-
-
-def swap_history(history: Mapping[str, np.ndarray], voices: np.ndarray) -> dict[str, np.ndarray]:
-    """Apply the channel 0 <-> voice swap to per-example history tensors."""
-    perm = _swap_permutation(np.asarray(voices, dtype=np.int64))
-    b = np.arange(perm.shape[0])[:, None, None]
-    k = np.arange(history["t"].shape[1])[None, :, None]
-    p = perm[:, None, :]
-    f = history["f"][b[..., None], k[..., None], p[..., None], perm[:, None, None, :]]
-    return {"e": history["e"][b, k, p], "t": history["t"][b, k, p], "f": f, "loc": history["loc"]}
 
 
 def gather_examples(table: FrameTable, examples: np.ndarray, history: int = 10) -> dict[str, np.ndarray]:
@@ -285,7 +283,7 @@ def gather_examples(table: FrameTable, examples: np.ndarray, history: int = 10) 
     examples = np.asarray(examples, dtype=np.int64)
     frames = table.example_frame[examples]
     voices = table.example_voice[examples].astype(np.int64)
-    batch = swap_history(gather_history(table, frames, history), voices)
+    batch = gather_history(table, frames, history, voices)
     batch.update(gather_current(table, frames, voices))
     return batch
 
@@ -371,3 +369,26 @@ def frame_grouped_batches(table: FrameTable, batch_size: int) -> Iterator[np.nda
     while lo < order.shape[0]:
         yield order[lo : lo + batch_size]
         lo += batch_size
+
+
+def encode_corpus(corpus, *, location_arithmetic: str = "reference") -> tuple[dict[str, EncodedScore], dict[str, str]]:
+    """Encode every score of a :class:`~voicecomp.data.corpus.Corpus`.
+
+    Returns the encoded scores and, for scores that cannot be encoded (a note
+    value outside the vocabulary), the reason; those are left out.
+    """
+    encoded, rejected = {}, {}
+    for score_id, score in corpus.scores.items():
+        try:
+            encoded[score_id] = encode_score(score, location_arithmetic=location_arithmetic)
+        except EncodingError as err:
+            rejected[score_id] = str(err)
+    return encoded, rejected
+
+
+def split_tables(corpus, encoded: Mapping[str, EncodedScore], splits: Sequence[str]) -> dict[str, FrameTable]:
+    """FrameTable of each named split (``train``, ``test``, ``test_nonpiano``, ``all``)."""
+    return {
+        split: build_frame_table({k: encoded[k] for k in corpus.split_ids(split) if k in encoded})
+        for split in splits
+    }

@@ -64,6 +64,7 @@ class Corpus:
     scores: dict[str, KernScore]
     corpus_of: dict[str, str]
     failures: tuple[ParseFailure, ...]
+    rejected: tuple[str, ...]
     test_ids: frozenset[str]
     piano_corpora: tuple[str, ...]
 
@@ -276,10 +277,12 @@ def load_corpus(
         extra_instruments: frozenset[str] = frozenset()
         piano = tuple(table["piano_corpora"])
         test_ids = frozenset(table["test"])
+        rejected = tuple(table["rejected"])
     elif name == "palestrina":
         sources = discover_palestrina() if sources is None else sources
         extra_instruments = PALESTRINA_INSTRUMENTS
         piano = ()
+        rejected = ()
         test_ids = palestrina_test_ids(s.score_id for s in sources)
     else:
         raise ValueError(f"unknown corpus {name!r}; expected one of {CORPUS_NAMES}")
@@ -295,20 +298,21 @@ def load_corpus(
             except Exception as err:  # a damaged cache is rebuilt, never trusted
                 print(f"voicecomp: ignoring unreadable cache {cache_path}: {err}", file=sys.stderr)
             else:
-                return _make_corpus(name, sources, scores, failures, test_ids, piano)
+                return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano)
 
     scores, failures = parse_sources(sources, extra_instruments=extra_instruments, workers=workers, progress=progress)
     if cache_path is not None:
         _atomic_pickle((scores, failures), cache_path)
-    return _make_corpus(name, sources, scores, failures, test_ids, piano)
+    return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano)
 
 
-def _make_corpus(name, sources, scores, failures, test_ids, piano) -> Corpus:
+def _make_corpus(name, sources, scores, failures, rejected, test_ids, piano) -> Corpus:
     return Corpus(
         name=name,
         scores=scores,
         corpus_of={s.score_id: s.corpus for s in sources},
         failures=tuple(failures),
+        rejected=tuple(rejected),
         test_ids=test_ids,
         piano_corpora=piano,
     )

@@ -1,0 +1,59 @@
+"""Shared fixtures: the ../shared folder and the parsed KernScores corpus (once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared() -> Path:
+    return Path(os.environ.get("VOICECOMP_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = _shared()
+    if not (path / "reference").is_dir():
+        pytest.skip(f"shared data not found at {path} (set VOICECOMP_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kernscores_dir(shared_dir: Path) -> str:
+    return os.environ.get("VOICECOMP_KERNSCORES") or str(shared_dir / "kernscores")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> str:
+    # A per-user cache survives between test sessions (a cold parse costs ~10 s);
+    # its key is a content hash, so it can never serve stale scores.
+    return os.environ.get("VOICECOMP_TEST_CACHE") or str(tmp_path_factory.getbasetemp().parent / "voicecomp-test-cache")
+
+
+@pytest.fixture(scope="session")
+def kernscores_corpus(kernscores_dir: str, cache_dir: str):
+    from voicecomp.data.corpus import load_corpus
+
+    return load_corpus("kernscores", kernscores_dir=kernscores_dir, cache_dir=cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def encoded_kernscores(kernscores_corpus):
+    from voicecomp.encoding import encode_score
+
+    return {k: encode_score(s) for k, s in kernscores_corpus.scores.items()}
+
+
+@pytest.fixture(scope="session")
+def frame_tables(kernscores_corpus, encoded_kernscores):
+    """FrameTable per split: train, test, test_nonpiano."""
+    from voicecomp.encoding import build_frame_table
+
+    return {
+        split: build_frame_table({k: encoded_kernscores[k] for k in kernscores_corpus.split_ids(split)})
+        for split in ("train", "test", "test_nonpiano")
+    }

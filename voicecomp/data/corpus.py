@@ -185,8 +185,11 @@ def parse_sources(
     results = []
     bar = _progress(len(tasks), "parsing", progress)
     if workers > 1 and len(tasks) > 8:
-        # fork keeps start-up cheap; the parser holds no threads or locks.
-        context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        # forkserver: forking a process that already runs JAX's threads can deadlock.
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload(["voicecomp.data.humdrum"])
         with context.Pool(workers) as pool:
             for item in pool.imap_unordered(_parse_task, tasks, chunksize=8):
                 results.append(item)

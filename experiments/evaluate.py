@@ -1,0 +1,59 @@
+"""Evaluate a checkpoint on a whole split, in bits per beat (both conventions of SPEC §2).
+
+  python experiments/evaluate.py --checkpoint=runs/exp6 --split=test_nonpiano \
+      --kernscores_dir=../shared/kernscores [--json]
+
+Prints total/time/notes bits per beat at the training split's rate (the paper's
+tables) and at the split's own rate, note AP and duration accuracy.  With --json
+the last line of output is one JSON object with the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from absl import app, flags, logging
+
+from voicecomp import train as train_lib
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Work directory of a run (or an imported checkpoint).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest readable).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test", "test_nonpiano"], "Split to evaluate.")
+_KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
+_BATCH = flags.DEFINE_integer("batch_size", 256, "Examples per evaluation batch.")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", 128, "Distinct frames per batch.")
+_LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate a fixed seeded sample of this many examples (0: all).")
+_JSON = flags.DEFINE_bool("json", False, "End the output with one JSON line of the figures.")
+flags.mark_flag_as_required("checkpoint")
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    config, model, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
+    if _KERNSCORES_DIR.value:
+        config = config.replace(kernscores_dir=_KERNSCORES_DIR.value)
+    data = train_lib.load_data(config, splits=(_SPLIT.value,))
+    table = data.tables[_SPLIT.value]
+    examples = train_lib.sample_examples(table, _LIMIT.value, seed=999) if _LIMIT.value else None
+    start = time.perf_counter()
+    result = train_lib.evaluate(
+        train_lib.make_eval_step(model), state.ema_params, table, config.model.voice_history,
+        batch_size=_BATCH.value, max_frames=_MAX_FRAMES.value,
+        train_events_per_beat=config.loss_events_per_beat or data.train_events_per_beat,
+        examples=examples, progress=True,
+    )
+    seconds = time.perf_counter() - start
+    print(f"checkpoint {_CHECKPOINT.value} (step {step}), split {_SPLIT.value}: {result.examples:,} examples "
+          f"in {seconds:.1f} s ({result.examples / seconds:,.0f} examples/s)")
+    print(result.table())
+    if _JSON.value:
+        print(json.dumps({"checkpoint": _CHECKPOINT.value, "step": step, "split": _SPLIT.value,
+                          "seconds": seconds, **result.as_dict()}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,37 @@
+"""Train a coupled multi-voice model (resumes automatically from --workdir).
+
+  python experiments/train.py --workdir=runs/exp6 --kernscores_dir=../shared/kernscores
+  python experiments/train.py --workdir=runs/small --corpus=palestrina --voice_history=3 --notes_hidden=32
+
+Progress lines show step, examples/s, losses and ETA; metrics go to
+WORKDIR/metrics.jsonl and WORKDIR/learning_curves.png; Ctrl-C saves a checkpoint.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags, logging
+
+from voicecomp import flags as vc_flags
+from voicecomp import train as train_lib
+
+vc_flags.define_train_flags()
+flags.adopt_module_key_flags(vc_flags)
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    config = vc_flags.config_from_flags()
+    try:
+        train_lib.train(config, flags.FLAGS.workdir)
+    except train_lib.NonFiniteLoss as err:
+        print(f"error: {err}")
+        return 3
+    print(f"done: checkpoints and metrics in {flags.FLAGS.workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,81 @@
+"""Orbax checkpoints of a training run: state, data position and configuration.
+
+A work directory holds ``config.json`` (the run's :class:`TrainConfig`),
+``checkpoints/<step>/`` (orbax; written to a temporary folder and renamed, so a
+killed run never leaves a half-written step), ``metrics.jsonl`` and plots.
+Restoring walks back from the newest step past any that cannot be read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+from voicecomp.config import TrainConfig
+
+CONFIG_FILE = "config.json"
+CHECKPOINTS = "checkpoints"
+
+
+def write_config(workdir: str, config: TrainConfig) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    tmp = os.path.join(workdir, CONFIG_FILE + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(config.to_json())
+    os.replace(tmp, os.path.join(workdir, CONFIG_FILE))
+
+
+def read_config(workdir: str) -> TrainConfig:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{workdir} holds no {CONFIG_FILE}: not a voicecomp work directory")
+    with open(path) as handle:
+        return TrainConfig.from_json(handle.read())
+
+
+class Checkpointer:
+    """Saves and restores ``(state pytree, metadata dict)`` pairs by step."""
+
+    def __init__(self, workdir: str, keep: int = 3):
+        self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINTS))
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True),
+        )
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, metadata: dict[str, Any]) -> None:
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(metadata)),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+
+    def restore(self, like: Any, step: Optional[int] = None) -> Optional[tuple[int, Any, dict[str, Any]]]:
+        """Newest readable checkpoint (or ``step``) as ``(step, state, metadata)``; None if none."""
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        candidates = [step] if step is not None else sorted(self.steps(), reverse=True)
+        for candidate in candidates:
+            try:
+                restored = self._manager.restore(
+                    candidate,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+                )
+            except Exception as err:  # noqa: BLE001 - any unreadable step is skipped
+                if step is not None:
+                    raise
+                logging.warning("checkpoint step %d is unreadable (%s); falling back to an older one", candidate, err)
+                print(f"warning: checkpoint step {candidate} is unreadable ({type(err).__name__}); trying an older one")
+                continue
+            return candidate, restored["state"], dict(restored["meta"])
+        return None
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,73 @@
+"""absl flags shared by the experiment scripts, and their conversion into a TrainConfig."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from voicecomp.config import TrainConfig, dtype_name
+from voicecomp.data.corpus import CORPUS_NAMES
+from voicecomp.models.multivoice import ARCHITECTURES, MultiVoiceConfig
+
+_DEFAULT = TrainConfig()
+_MODEL = MultiVoiceConfig()
+
+
+def define_data_flags() -> None:
+    flags.DEFINE_enum("corpus", _DEFAULT.corpus, CORPUS_NAMES, "Corpus: kernscores (the paper's) or palestrina (ships with music21).")
+    flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
+
+
+def define_train_flags() -> None:
+    """Every field of TrainConfig as a flag; unset flags keep the preset's (or default) value."""
+    define_data_flags()
+    flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics. Rerun to resume.")
+    flags.DEFINE_list("corpora", [], "Train only on these corpus names (e.g. non-piano corpora for exp. 8).")
+    flags.DEFINE_enum("architecture", None, ARCHITECTURES, f"Model family (default {_MODEL.architecture}).")
+    flags.DEFINE_integer("voice_history", None, f"History C of voice states (default {_MODEL.voice_history}).")
+    flags.DEFINE_integer("global_history", None, f"History steps updating the global state (default {_MODEL.global_history}).")
+    flags.DEFINE_integer("duration_hidden", None, f"Duration net width kt (default {_MODEL.duration_hidden}).")
+    flags.DEFINE_integer("notes_hidden", None, f"Notes net width kn (default {_MODEL.notes_hidden}).")
+    flags.DEFINE_integer("pitch_embedding", None, f"Pitch embedding width knote (default {_MODEL.pitch_embedding}).")
+    flags.DEFINE_float("init_std", None, f"Initial weight std (default {_MODEL.init_std}).")
+    flags.DEFINE_enum("compute_dtype", None, ["float32", "bfloat16"], "Matrix-product dtype (parameters stay float32).")
+    flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], f"Optimiser (default {_DEFAULT.optimizer}).")
+    flags.DEFINE_float("learning_rate", None, f"Initial learning rate (default {_DEFAULT.learning_rate}).")
+    flags.DEFINE_string("lr_schedule", None, "Piecewise-constant schedule 'value@step,...' (e.g. 0.003@0,0.001@400000).")
+    flags.DEFINE_float("momentum", None, f"SGD momentum (default {_DEFAULT.momentum}).")
+    flags.DEFINE_float("l2", None, f"L2 coefficient added to the gradient (default {_DEFAULT.l2}).")
+    flags.DEFINE_float("ema_decay", None, f"Iterate-average decay (default {_DEFAULT.ema_decay}).")
+    flags.DEFINE_integer("batch_size", None, f"Examples per step (default {_DEFAULT.batch_size}).")
+    flags.DEFINE_integer("max_frames", None, "Distinct frames per batch (default: batch size); frames share history.")
+    flags.DEFINE_integer("num_steps", None, f"Training steps (default {_DEFAULT.num_steps}).")
+    flags.DEFINE_integer("seed", None, f"Seed of initialisation and data order (default {_DEFAULT.seed}).")
+    flags.DEFINE_integer("log_every", None, f"Steps between progress lines (default {_DEFAULT.log_every}).")
+    flags.DEFINE_integer("eval_every", None, f"Steps between evaluations, 0 = only at the end (default {_DEFAULT.eval_every}).")
+    flags.DEFINE_integer("eval_examples", None, f"Size of the fixed train/test evaluation samples (default {_DEFAULT.eval_examples}).")
+    flags.DEFINE_integer("checkpoint_every", None, f"Steps between checkpoints (default {_DEFAULT.checkpoint_every}).")
+    flags.DEFINE_integer("keep_checkpoints", None, f"Checkpoints kept (default {_DEFAULT.keep_checkpoints}).")
+
+
+_MODEL_FIELDS = ("architecture", "voice_history", "global_history", "duration_hidden", "notes_hidden",
+                 "pitch_embedding", "init_std")
+_RUN_FIELDS = ("corpus", "kernscores_dir", "optimizer", "learning_rate", "lr_schedule", "momentum", "l2",
+               "ema_decay", "batch_size", "max_frames", "num_steps", "seed", "log_every", "eval_every",
+               "eval_examples", "checkpoint_every", "keep_checkpoints")
+
+
+def config_from_flags(base: TrainConfig = _DEFAULT) -> TrainConfig:
+    """``base`` (a preset or the defaults) with every explicitly given flag applied."""
+    values = flags.FLAGS
+    model_changes = {name: values[name].value for name in _MODEL_FIELDS if values[name].value is not None}
+    if values["compute_dtype"].value is not None:
+        model_changes["compute_dtype"] = dtype_name(values["compute_dtype"].value)
+    model = base.model
+    if model_changes:
+        import dataclasses
+
+        model = dataclasses.replace(model, **model_changes)
+    run_changes = {name: values[name].value for name in _RUN_FIELDS if values[name].value is not None}
+    if values["corpus"].present or "corpus" not in run_changes:
+        run_changes["corpus"] = values["corpus"].value
+    if values["corpora"].value:
+        run_changes["corpora"] = tuple(values["corpora"].value)
+    return base.replace(model=model, **run_changes)

@@ -1,0 +1,482 @@
+"""Training and evaluation of the multi-voice models (SPEC §2, §5).
+
+* :func:`make_train_step` builds the pure jitted ``train_step(state, batch) -> (state, metrics)``.
+* Batches are made of whole frames so the model computes each frame's history
+  once (:class:`FrameBatcher`); the order is a pure function of (seed, epoch),
+  so a resumed run sees exactly the batches an uninterrupted one would.
+* :func:`train` is the loop: periodic evaluation of the iterate average on fixed
+  samples, orbax checkpoints (every N steps, at the end and on SIGINT/SIGTERM),
+  exact resume, progress lines, a metrics JSONL and PNG learning curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from voicecomp import checkpoint as checkpoint_lib
+from voicecomp import encoding, metrics
+from voicecomp.config import TrainConfig, parse_schedule
+from voicecomp.metrics import nats_per_event, per_example_nats
+from voicecomp.models.multivoice import MultiVoiceModel
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "learning_curves.png"
+
+
+# ---------------------------------------------------------------------------
+# State, optimiser and steps
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    ema_params: Any  # Polyak iterate average: what is evaluated and exported
+
+
+def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+    points = parse_schedule(config.lr_schedule, config.learning_rate)
+    if len(points) == 1:
+        return optax.constant_schedule(points[0][1])
+    return optax.join_schedules(
+        [optax.constant_schedule(v) for _, v in points], boundaries=[s for s, _ in points[1:]]
+    )
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """SPEC §5: L2 added to the gradient, then SGD with momentum (or Adam)."""
+    schedule = learning_rate_schedule(config)
+    if config.optimizer == "sgd":
+        core = optax.sgd(schedule, momentum=config.momentum or None)
+    elif config.optimizer == "adam":
+        core = optax.adam(schedule)
+    else:
+        raise ValueError(f"optimizer must be sgd or adam, got {config.optimizer!r}")
+    return optax.chain(optax.add_decayed_weights(config.l2), core) if config.l2 else core
+
+
+def init_state(config: TrainConfig, model: MultiVoiceModel, batch: dict[str, np.ndarray]) -> TrainState:
+    params = model.init(jax.random.PRNGKey(config.seed), batch, method=model.frame_shared)["params"]
+    tx = make_optimizer(config)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), ema_params=params)
+
+
+def count_parameters(params: Any) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def make_train_step(
+    model: MultiVoiceModel, tx: optax.GradientTransformation, loss_scale: float, ema_decay: float
+) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
+    """Jitted ``train_step(state, batch)``; ``loss_scale`` turns nats into the training loss."""
+
+    def loss_fn(params, batch):
+        duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
+        time_nats, note_nats = nats_per_event(
+            duration_logits, note_logits, batch["duration_target"], batch["notes_target"], batch["weight"]
+        )
+        return loss_scale * (time_nats + note_nats), (time_nats, note_nats)
+
+    @jax.jit
+    def train_step(state: TrainState, batch):
+        (loss, (time_nats, note_nats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = jax.tree.map(lambda a, p: ema_decay * a + (1.0 - ema_decay) * p, state.ema_params, params)
+        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema)
+        return new_state, {"loss": loss, "time_nats": time_nats, "note_nats": note_nats}
+
+    return train_step
+
+
+def make_eval_step(model: MultiVoiceModel):
+    """Jitted ``eval_step(params, batch)`` -> per-example losses and logits."""
+
+    @jax.jit
+    def eval_step(params, batch):
+        duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
+        time_ce, note_ce = per_example_nats(duration_logits, note_logits, batch["duration_target"], batch["notes_target"])
+        return time_ce, note_ce, duration_logits, note_logits
+
+    return eval_step
+
+
+# ---------------------------------------------------------------------------
+# Frame-packed batches
+
+
+def _pack(counts: np.ndarray, batch_size: int, max_frames: int) -> np.ndarray:
+    """Greedy split of a frame sequence into batches of <= batch_size examples and
+    <= max_frames frames; returns the start offset of every batch (and the end)."""
+    starts = [0]
+    examples = frames = 0
+    for i, count in enumerate(counts.tolist()):
+        if examples + count > batch_size or frames == max_frames:
+            starts.append(i)
+            examples = frames = 0
+        examples += count
+        frames += 1
+    starts.append(len(counts))
+    return np.asarray(starts, dtype=np.int64)
+
+
+class FrameBatcher:
+    """Static-shape batches of whole frames from a :class:`FrameTable`.
+
+    Every batch has ``batch_size`` example slots (``weight`` 0 on padding) and
+    ``max_frames`` history rows; the examples of one frame always share a batch.
+    """
+
+    def __init__(self, table: encoding.FrameTable, history: int, batch_size: int, max_frames: int,
+                 examples: Optional[np.ndarray] = None):
+        if batch_size < encoding.MAX_VOICES:
+            raise ValueError(f"batch_size must be at least {encoding.MAX_VOICES}")
+        self.table, self.history = table, history
+        self.batch_size, self.max_frames = batch_size, max_frames or batch_size
+        if examples is None:
+            examples = np.arange(table.num_examples)
+        # examples grouped by frame (then voice): CSR over the frames that have any
+        order = examples[np.lexsort((table.example_voice[examples], table.example_frame[examples]))]
+        frames = table.example_frame[order]
+        self.example_order = order
+        starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+        self.frame_start = np.r_[starts, order.size]
+        self.num_frames = starts.size
+        self.num_examples = order.size
+
+    def _batch(self, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
+        lo, hi = self.frame_start[frame_ids], self.frame_start[frame_ids + 1]
+        lengths = hi - lo
+        flat = np.repeat(lo - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        examples = self.example_order[flat]
+        valid = examples.size
+        padded = np.concatenate([examples, np.full(self.batch_size - valid, examples[0])])
+        batch = encoding.gather_frame_batch(self.table, padded, self.history, max_frames=self.max_frames)
+        batch["weight"] = (np.arange(self.batch_size) < valid).astype(np.float32)
+        return batch
+
+    def epoch_starts(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.random.default_rng([seed, epoch]).permutation(self.num_frames)
+        counts = (self.frame_start[1:] - self.frame_start[:-1])[order]
+        return order, _pack(counts, self.batch_size, self.max_frames)
+
+    def training(self, seed: int, position: encoding.BatchPosition) -> Iterator[tuple[encoding.BatchPosition, dict]]:
+        """Endless shuffled batches from ``position``; yields the position *after* each batch."""
+        epoch, index = position.epoch, position.batch
+        while True:
+            order, starts = self.epoch_starts(seed, epoch)
+            for b in range(index, len(starts) - 1):
+                batch = self._batch(order[starts[b]:starts[b + 1]])
+                yield encoding.BatchPosition(epoch, b + 1), batch
+            epoch, index = epoch + 1, 0
+
+    def sequential(self) -> Iterator[dict]:
+        """Every example once, frames in table order."""
+        counts = self.frame_start[1:] - self.frame_start[:-1]
+        starts = _pack(counts, self.batch_size, self.max_frames)
+        for b in range(len(starts) - 1):
+            yield self._batch(np.arange(starts[b], starts[b + 1]))
+
+    def num_sequential_batches(self) -> int:
+        counts = self.frame_start[1:] - self.frame_start[:-1]
+        return len(_pack(counts, self.batch_size, self.max_frames)) - 1
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+@dataclasses.dataclass
+class Data:
+    tables: dict[str, encoding.FrameTable]
+    train_events_per_beat: float
+
+
+def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = True) -> Data:
+    """Parse (or reload) the configured corpus and build the split tables."""
+    from voicecomp.data.corpus import load_corpus
+
+    corpus = load_corpus(config.corpus, kernscores_dir=config.kernscores_dir, progress=progress)
+    encoded, _ = encoding.encode_corpus(corpus)
+    if config.corpora:
+        encoded = {k: v for k, v in encoded.items() if corpus.corpus_of[k] in config.corpora}
+    wanted = tuple(dict.fromkeys(("train",) + tuple(splits)))
+    tables = encoding.split_tables(corpus, encoded, wanted)
+    return Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
+
+
+def sample_examples(table: encoding.FrameTable, size: int, seed: int) -> np.ndarray:
+    """A fixed seeded sample of example indices (all of them if the split is small)."""
+    if size <= 0 or size >= table.num_examples:
+        return np.arange(table.num_examples)
+    return np.sort(np.random.default_rng(seed).choice(table.num_examples, size, replace=False))
+
+
+def evaluate(
+    eval_step, params, table: encoding.FrameTable, history: int, *, batch_size: int, max_frames: int,
+    train_events_per_beat: float, examples: Optional[np.ndarray] = None, progress: bool = False,
+    keep_predictions: bool = True,
+) -> metrics.Evaluation:
+    """Stream a split (or a sample of it) through the model; exact whatever the batching."""
+    batcher = FrameBatcher(table, history, batch_size, max_frames, examples)
+    accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=batcher.num_examples, unit="ex", desc="evaluating", file=sys.stderr, mininterval=1.0)
+    for batch in batcher.sequential():
+        time_ce, note_ce, duration_logits, note_logits = jax.device_get(eval_step(params, _device_batch(batch)))
+        accumulator.add(time_ce, note_ce, duration_logits, note_logits, batch["duration_target"],
+                        batch["notes_target"], batch["weight"] > 0)
+        if bar is not None:
+            bar.update(int(batch["weight"].sum()))
+    if bar is not None:
+        bar.close()
+    return accumulator.result(train_events_per_beat, table.events_per_beat)
+
+
+def _device_batch(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------
+# Metrics log
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a kill: everything before it is intact
+    return rows
+
+
+def _rewrite_metrics(workdir: str, rows: list[dict[str, Any]]) -> None:
+    path = os.path.join(workdir, METRICS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def _append_metrics(workdir: str, row: dict[str, Any]) -> None:
+    with open(os.path.join(workdir, METRICS_FILE), "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def plot_learning_curves(workdir: str) -> Optional[str]:
+    """PNG of training loss and evaluation bits/beat against steps (if matplotlib is present)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = read_metrics(workdir)
+    train = [r for r in rows if r["kind"] == "train"]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    axes[0].set(title="training loss (bits/beat, training rate)", xlabel="step")
+    for split, colour in (("train", "tab:blue"), ("test", "tab:green")):
+        points = [(r["step"], r[split]["bits_per_beat_reference"]["total"]) for r in evals if split in r]
+        if points:
+            axes[1].plot(*zip(*points), marker="o", ms=3, color=colour, label=split)
+    axes[1].set(title="iterate average, bits/beat (reference rate)", xlabel="step")
+    axes[1].legend()
+    fig.tight_layout()
+    path = os.path.join(workdir, CURVES_FILE)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, progress: bool = True) -> TrainState:
+    """Train (or resume) the run in ``workdir``; returns the final state."""
+    os.makedirs(workdir, exist_ok=True)
+    stored = None
+    if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
+        stored = checkpoint_lib.read_config(workdir)
+    data = data or load_data(config, progress=progress)
+    if not config.loss_events_per_beat:
+        config = config.replace(loss_events_per_beat=round(data.train_events_per_beat, 6))
+    if stored is not None:
+        differs = {f.name for f in dataclasses.fields(config)
+                   if getattr(stored, f.name) != getattr(config, f.name)} - {"num_steps", "kernscores_dir"}
+        if differs:
+            raise ValueError(f"{workdir} holds a run with different settings ({sorted(differs)}); use a new --workdir")
+    checkpoint_lib.write_config(workdir, config)
+
+    model = MultiVoiceModel(config.model)
+    tx = make_optimizer(config)
+    history = config.model.voice_history
+    max_frames = config.max_frames or config.batch_size
+    batcher = FrameBatcher(data.tables["train"], history, config.batch_size, max_frames)
+    first_batch = next(batcher.sequential())
+    state = init_state(config, model, first_batch)
+    print(f"model: {config.model.architecture}, {count_parameters(state.params):,} parameters; "
+          f"train {batcher.num_examples:,} examples in {batcher.num_frames:,} frames; loss = bits/beat at "
+          f"{config.loss_events_per_beat:.4f} events/beat")
+
+    checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+    position = encoding.BatchPosition()
+    restored = checkpointer.restore(state)
+    if restored is not None:
+        step, state, meta = restored
+        position = encoding.BatchPosition(**meta["position"])
+        _rewrite_metrics(workdir, [r for r in read_metrics(workdir) if r["step"] <= step])
+        print(f"resumed from step {step} (epoch {position.epoch}, batch {position.batch})")
+    start_step = int(state.step)
+
+    train_step = make_train_step(model, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
+    eval_step = make_eval_step(model)
+    samples = {
+        split: sample_examples(data.tables[split], config.eval_examples, seed=999 + i)
+        for i, split in enumerate(("test", "train")) if split in data.tables
+    }
+
+    def run_eval(step: int) -> None:
+        row: dict[str, Any] = {"kind": "eval", "step": step}
+        for split, examples in samples.items():
+            result = evaluate(eval_step, state.ema_params, data.tables[split], history, batch_size=config.batch_size,
+                              max_frames=max_frames, train_events_per_beat=config.loss_events_per_beat,
+                              examples=examples)
+            row[split] = result.as_dict()
+        _append_metrics(workdir, row)
+        plot_learning_curves(workdir)
+        summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in samples)
+        print(f"step {step:>8}  eval (iterate average, bits/beat at {config.loss_events_per_beat:.4f}): {summary}")
+
+    def save(step: int) -> None:
+        checkpointer.save(step, state, {"position": dataclasses.asdict(position), "step": step})
+
+    if start_step == 0 and config.eval_every:
+        run_eval(0)
+    batches = batcher.training(config.seed, position)
+    tick, tick_step, examples_seen = time.perf_counter(), start_step, 0
+    with _StopSignal() as stop:
+        step = start_step
+        while step < config.num_steps:
+            position, batch = next(batches)
+            state, step_metrics = train_step(state, _device_batch(batch))
+            step += 1
+            examples_seen += int(batch["weight"].sum())
+            loss = float(step_metrics["loss"])
+            if not math.isfinite(loss):
+                checkpointer.close()
+                raise NonFiniteLoss(
+                    f"loss became {loss} at step {step}; stopping. The last good checkpoint "
+                    f"({checkpointer.steps()[-1] if checkpointer.steps() else 'none'}) is intact in {workdir}"
+                )
+            if step % config.log_every == 0 or step == config.num_steps:
+                now = time.perf_counter()
+                rate = examples_seen / max(now - tick, 1e-9)
+                steps_per_s = (step - tick_step) / max(now - tick, 1e-9)
+                eta = (config.num_steps - step) / max(steps_per_s, 1e-9)
+                row = {"kind": "train", "step": step, "loss": loss,
+                       "time_nats": float(step_metrics["time_nats"]), "note_nats": float(step_metrics["note_nats"]),
+                       "examples_per_s": rate}
+                _append_metrics(workdir, row)
+                if progress:
+                    print(f"step {step:>8}/{config.num_steps}  {rate:8.1f} ex/s  loss {loss:8.4f}  "
+                          f"time {row['time_nats']:.4f}  notes {row['note_nats']:.4f} nats  ETA {_hms(eta)}", flush=True)
+                tick, tick_step, examples_seen = now, step, 0
+            if config.eval_every and step % config.eval_every == 0:
+                run_eval(step)
+            if stop.received is not None:
+                save(step)
+                print(f"received signal {stop.received}: saved checkpoint at step {step}; resume by rerunning")
+                checkpointer.close()
+                return state
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save(step)
+    if not checkpointer.steps() or checkpointer.steps()[-1] != step:
+        save(step)
+    if config.eval_every and step % config.eval_every:
+        run_eval(step)
+    checkpointer.close()
+    return state
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def load_checkpoint(workdir: str, step: Optional[int] = None) -> tuple[TrainConfig, MultiVoiceModel, TrainState, int]:
+    """Config, model and restored state of a work directory (newest readable step)."""
+    config = checkpoint_lib.read_config(workdir)
+    model = MultiVoiceModel(config.model)
+    dummy = _dummy_batch(config)
+    state = init_state(config, model, dummy)
+    checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+    restored = checkpointer.restore(state, step)
+    checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}")
+    found_step, state, _ = restored
+    return config, model, state, found_step
+
+
+def _dummy_batch(config: TrainConfig) -> dict[str, np.ndarray]:
+    m = config.model
+    b, c, v, p = encoding.MAX_VOICES, m.voice_history, m.num_voices, m.pitch_range
+    return {
+        "e": np.zeros((b, c, v, p), np.int8), "t": np.zeros((b, c, v), np.int8), "f": np.zeros((b, c, v, v), np.int8),
+        "loc": np.zeros((b,), np.int32), "frame": np.arange(b, dtype=np.int32), "voice": np.zeros((b,), np.int32),
+        "y": np.zeros((b, v, p), np.int8), "yt": np.zeros((b, v), np.int8), "yf": np.zeros((b, v, v), np.int8),
+    }

@@ -26,7 +26,7 @@ from voicecomp.data import tables
 from voicecomp.data.humdrum import KernParseError, KernScore, parse_kern
 
 # Bump whenever KernScore or the parser's output changes: old caches are ignored.
-CACHE_FORMAT_VERSION = 4
+CACHE_FORMAT_VERSION = 6
 KERNSCORES_ENV = "VOICECOMP_KERNSCORES"
 CACHE_ENV = "VOICECOMP_CACHE"
 CORPUS_NAMES = ("kernscores", "palestrina")
@@ -231,8 +231,11 @@ def _sources_digest(sources: Sequence[ScoreSource], extra: str) -> str:
     digest = hashlib.sha256(f"v{CACHE_FORMAT_VERSION}|{extra}".encode())
     for source in sources:
         digest.update(f"{source.score_id}|{source.mensural}|{source.default_instrument}|".encode())
-        with open(source.path, "rb") as handle:
-            digest.update(hashlib.sha256(handle.read()).digest())
+        try:
+            with open(source.path, "rb") as handle:
+                digest.update(hashlib.sha256(handle.read()).digest())
+        except OSError as err:  # reported as a failure by the parse; keyed so a fix invalidates it
+            digest.update(f"unreadable: {err}".encode())
     return digest.hexdigest()
 
 

@@ -68,7 +68,9 @@ class KernScore:
       note_frame, note_channel, note_pitch: int32 [N] the onset bits (MIDI pitch).
     Part events (single-voice task), one per note/rest token of a kern spine:
       part_names: instrument name per part; event_part, event_onset,
-      event_duration (ticks), and event notes as (event_note_event, event_note_pitch).
+      event_duration (ticks), and event notes as (event_note_event, event_note_pitch);
+      event_reference_onset: the onset in whole notes as the reference's float
+      frontiers had it (its sort of a part's events follows these bits).
     """
 
     name: str
@@ -83,6 +85,7 @@ class KernScore:
     part_names: tuple[str, ...]
     event_part: np.ndarray
     event_onset: np.ndarray
+    event_reference_onset: np.ndarray
     event_duration: np.ndarray
     event_note_event: np.ndarray
     event_note_pitch: np.ndarray
@@ -259,6 +262,7 @@ def parse_kern(
     part_index: dict[str, int] = {}
     event_part: list[int] = []
     event_onset: list[int] = []
+    event_reference_onset: list[float] = []
     event_duration: list[int] = []
     event_note_event: list[int] = []
     event_note_pitch: list[int] = []
@@ -297,6 +301,7 @@ def parse_kern(
                     if name not in ACCEPTED_EXCLUSIVE:
                         fail(lineno, f"unrecognized exclusive interpretation **{name}")
                     spines[i].exclusive = name
+                    layout_changed = True  # a new kern spine needs a channel
                 continue
             ops = [t[1:] for t in tokens]
             if any(op in ("v", "^", "-", "+", "x") for op in ops):
@@ -428,6 +433,7 @@ def parse_kern(
             event = len(event_part)
             event_part.append(part)
             event_onset.append(spine.frontier)
+            event_reference_onset.append(spine.reference_frontier)
             event_duration.append(parsed.ticks)
             for pitch in parsed.pitches:
                 note_frame.append(frame_index)
@@ -468,6 +474,7 @@ def parse_kern(
         part_names=tuple(part_index),
         event_part=np.asarray(event_part, dtype=np.int32),
         event_onset=np.asarray(event_onset, dtype=np.int64),
+        event_reference_onset=np.asarray(event_reference_onset, dtype=np.float64),
         event_duration=np.asarray(event_duration, dtype=np.int64),
         event_note_event=np.asarray(event_note_event, dtype=np.int32),
         event_note_pitch=np.asarray(event_note_pitch, dtype=np.int32),

@@ -38,7 +38,7 @@ def download(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
 ) -> dict[str, str]:
     """Clone every corpus folder that ``dest`` lacks; returns folder -> status."""
-    sources = dict(sources or repositories())
+    sources = dict(repositories() if sources is None else sources)
     folders = sorted(set(tables.kernscores()["corpora"].values()))
     missing = [f for f in folders if f not in sources]
     if missing:

@@ -1,0 +1,113 @@
+"""Training end to end on CPU: loss falls, exact resume after SIGKILL, checkpoint fallback, NaN stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from voicecomp import encoding
+from voicecomp import train as train_lib
+from voicecomp.config import TrainConfig
+from voicecomp.models.multivoice import MultiVoiceConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = MultiVoiceConfig(voice_history=3, global_history=3, duration_hidden=16, notes_hidden=16, pitch_embedding=8)
+TINY = TrainConfig(model=TINY_MODEL, batch_size=32, max_frames=16, learning_rate=0.01, log_every=10,
+                   eval_every=0, eval_examples=400, checkpoint_every=10, num_steps=40)
+# bach.chorales.chor006 and chor027 are in the published test split
+CHORALES = ["chor006", "chor027", "chor001", "chor002", "chor003", "chor004", "chor005", "chor007", "chor008", "chor009"]
+
+
+@pytest.fixture(scope="module")
+def chorale_data(kernscores_corpus, encoded_kernscores):
+    ids = [f"bach.chorales.{c}" for c in CHORALES]
+    tables = {
+        "train": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[2:]}),
+        "test": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[:2]}),
+    }
+    return train_lib.Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
+
+
+def test_loss_falls(tmp_path, chorale_data):
+    train_lib.train(TINY.replace(num_steps=60, eval_every=30), str(tmp_path), data=chorale_data, progress=False)
+    rows = train_lib.read_metrics(str(tmp_path))
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    evals = [r["test"]["bits_per_beat_reference"]["total"] for r in rows if r["kind"] == "eval"]
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
+    assert len(evals) == 3 and evals[-1] < evals[0]
+    assert (tmp_path / train_lib.CURVES_FILE).is_file()
+
+
+def test_nonfinite_loss_stops_with_checkpoint_intact(tmp_path, chorale_data):
+    config = TINY.replace(learning_rate=1e4, num_steps=200, checkpoint_every=1)
+    with pytest.raises(train_lib.NonFiniteLoss, match="is intact"):
+        train_lib.train(config, str(tmp_path), data=chorale_data, progress=False)
+    _, _, state, step = train_lib.load_checkpoint(str(tmp_path))
+    assert step >= 1
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+
+
+def test_corrupted_latest_checkpoint_falls_back(tmp_path, chorale_data, capsys):
+    train_lib.train(TINY.replace(num_steps=30), str(tmp_path), data=chorale_data, progress=False)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [10, 20, 30]
+    for path in (tmp_path / "checkpoints" / "30" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    _, _, _, step = train_lib.load_checkpoint(str(tmp_path))
+    assert step == 20
+    assert "unreadable" in capsys.readouterr().out
+
+
+def _chorale_root(tmp_path: Path, kernscores_dir: str) -> Path:
+    root = tmp_path / "kernscores"
+    folder = root / "bach-js" / "bach-371-chorales" / "kern"
+    folder.mkdir(parents=True)
+    for name in CHORALES:
+        shutil.copy(Path(kernscores_dir) / "bach-js" / "bach-371-chorales" / "kern" / f"{name}.krn", folder)
+    return root
+
+
+def _train_command(workdir: Path, root: Path) -> list[str]:
+    return [sys.executable, str(REPO / "experiments" / "train.py"), f"--workdir={workdir}",
+            f"--kernscores_dir={root}", "--voice_history=3", "--global_history=3", "--duration_hidden=16",
+            "--notes_hidden=16", "--pitch_embedding=8", "--batch_size=32", "--max_frames=16",
+            "--learning_rate=0.01", "--num_steps=40", "--checkpoint_every=10", "--eval_every=0",
+            "--eval_examples=200", "--log_every=10", "--seed=3"]
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, kernscores_dir):
+    root = _chorale_root(tmp_path, kernscores_dir)
+    env = dict(os.environ, VOICECOMP_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    straight = tmp_path / "straight"
+    subprocess.run(_train_command(straight, root), env=env, check=True, capture_output=True, timeout=600)
+
+    resumed = tmp_path / "resumed"
+    process = subprocess.Popen(_train_command(resumed, root), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not (resumed / "checkpoints" / "20").is_dir():
+        assert process.poll() is None, process.stdout.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    result = subprocess.run(_train_command(resumed, root), env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resumed from step" in result.stdout
+
+    _, _, a, step_a = train_lib.load_checkpoint(str(straight))
+    _, _, b, step_b = train_lib.load_checkpoint(str(resumed))
+    assert step_a == step_b == 40
+    for x, y in zip(jax.tree.leaves((a.params, a.ema_params, a.opt_state)), jax.tree.leaves((b.params, b.ema_params, b.opt_state))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    losses = lambda d: [(r["step"], r["loss"]) for r in train_lib.read_metrics(str(d)) if r["kind"] == "train"]
+    assert losses(straight) == losses(resumed)

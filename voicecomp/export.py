@@ -1,0 +1,800 @@
+"""Writers for voice-level scores: ``**kern``, MIDI, WAV, piano-roll PNG and SVG.
+
+A :class:`Voices` holds, per channel (at most 6), the channel's onsets (notes,
+chords or rests) with their times and durations in quarter notes.  Build one from
+the frame arrays of the encoding (:func:`voices_from_frames`; corpus scores and
+sampled scores have the same arrays) or by hand.
+
+``**kern`` export is exact for frame arrays: :func:`to_kern` writes one data
+record per frame, one ``**kern`` spine per channel (channel order = spine order,
+``.`` where a channel continues), so that ``parse_kern`` + ``encode_score`` give
+back the same ``notes`` and ``durations`` (SPEC §1.2-1.3).  Where a channel's
+onsets are not consistent on their own (in the corpus the voice moved between
+spines through ``*^``/``*v``/``*-``, or the channel's number changed when a spine
+to its left was split or ended), the writer inserts spine manipulations that give
+the channel a spine with the right frontier (a copy of a spine whose note ends at
+that time), and, where the original relied on the parser accepting a grace note
+as a null at the very end of a note, a grace note.  The frame times are those
+implied by the written file and equal the original score's frame times.
+
+The other writers only need the notes: :func:`to_midi` (mido), :func:`to_wav`
+(numpy additive synthesis or the ``fluidsynth`` executable),
+:func:`to_pianoroll_png` (matplotlib, Agg) and :func:`to_svg` (verovio, optional
+``voicecomp[render]`` extra).  :func:`export_score` writes several at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+
+from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, PITCH_OFFSET, START
+
+PathLike = Union[str, os.PathLike]
+MAX_CHANNELS = 6
+MIDI_TICKS_PER_QUARTER = 480
+DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+RENDER_EXTRA_HINT = "pip install 'voicecomp[render]'"
+# Ticks per quarter note at which every vocabulary note value is an integer.
+_VOCAB_UNIT = math.lcm(*(v.denominator for v in NOTE_VALUES))
+_VOCAB_TICKS = [0] * NUM_SPECIAL + [int(v * _VOCAB_UNIT) for v in NOTE_VALUES]
+
+# Cell codes of a frame grid (>= 0: index of the event starting there).
+_GRID_EMPTY = -2
+_GRID_CONT = -1
+
+
+class ExportError(ValueError):
+    """A score cannot be written in the requested form."""
+
+
+class Note(NamedTuple):
+    """One onset of a voice: a note, a chord or (no pitches) a rest."""
+
+    onset: Fraction  # quarter notes from the start
+    duration: Fraction  # quarter notes
+    pitches: tuple[int, ...]  # MIDI numbers, ascending; () is a rest
+
+    @property
+    def end(self) -> Fraction:
+        return self.onset + self.duration
+
+    @property
+    def is_rest(self) -> bool:
+        return not self.pitches
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameGrid:
+    """Exact frame layout of a score (kept by :func:`voices_from_frames`).
+
+    ``cells[j][c]`` is ``-2`` (channel unused), ``-1`` (the channel's note
+    continues) or the index in ``Voices.voices[c]`` of the event starting at
+    frame ``j``.  ``times`` are the frame times in ``unit`` ticks per quarter.
+    ``repairs`` maps a frame to the spine-manipulation records written before
+    it; ``grace`` lists the (frame, channel) continuations written as grace
+    notes; ``aligned`` maps a frame to the common frontier of all spines after
+    it (where a barline may go).
+    """
+
+    unit: int
+    times: tuple[int, ...]
+    cells: tuple[tuple[int, ...], ...]
+    repairs: Mapping[int, tuple[tuple[str, ...], ...]]
+    grace: frozenset
+    aligned: Mapping[int, int]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+
+@dataclasses.dataclass(frozen=True)
+class Voices:
+    """Voice-level score: per channel the list of its onsets, in time order.
+
+    ``pickup`` (quarter notes) places the first barline; ``grid`` (optional)
+    is the exact frame layout used by :func:`to_kern` for a faithful file.
+    """
+
+    voices: tuple[tuple[Note, ...], ...]
+    pickup: Fraction = Fraction(0)
+    grid: Optional[FrameGrid] = None
+
+    def __post_init__(self):
+        if len(self.voices) > MAX_CHANNELS:
+            raise ExportError(f"{len(self.voices)} voices; a kern score holds at most {MAX_CHANNELS}")
+
+    @classmethod
+    def from_lists(cls, voices: Sequence[Iterable], pickup=0) -> "Voices":
+        """Build from per-voice sequences of ``(onset, duration, pitches)``."""
+        out = []
+        for voice in voices:
+            notes = [Note(Fraction(o), Fraction(d), tuple(sorted(int(p) for p in ps))) for o, d, ps in voice]
+            notes.sort(key=lambda n: n.onset)
+            out.append(tuple(notes))
+        return cls(tuple(out), Fraction(pickup))
+
+    @property
+    def num_voices(self) -> int:
+        """Number of channels with at least one onset."""
+        return sum(1 for v in self.voices if v)
+
+    @property
+    def end(self) -> Fraction:
+        """Time (quarters) at which the last note ends."""
+        return max((n.end for v in self.voices for n in v), default=Fraction(0))
+
+    def onset_counts(self) -> list[int]:
+        return [len(v) for v in self.voices]
+
+    def num_notes(self) -> int:
+        """Number of sounding pitches over all onsets (rests count 0)."""
+        return sum(len(n.pitches) for v in self.voices for n in v)
+
+
+# ---------------------------------------------------------------------------
+# Frame arrays -> Voices
+
+
+def voices_from_frames(
+    notes: np.ndarray,
+    durations: np.ndarray,
+    pitch_offset: int = PITCH_OFFSET,
+    *,
+    pickup: Union[Fraction, int, float] = 0,
+) -> Voices:
+    """Voices of encoded frame arrays (SPEC §1.3), one voice per channel.
+
+    Args:
+      notes: int [F, V, M] onset bits (pitch index + ``pitch_offset`` = MIDI).
+      durations: int [F, V] vocabulary indices (``CONT``, ``EMPTY``, note values;
+        padding rows of only ``START``/``EMPTY`` are skipped).
+      pickup: quarter notes before the first barline (for barlines only).
+    Flows are not needed: a channel is one voice, ``CONT`` extends it, ``EMPTY``
+    means the channel is unused in that frame.  Frame times follow from the
+    durations (the earliest end among the channels' notes), with the spine
+    repairs described in the module docstring where a channel is inconsistent.
+    """
+    notes = np.asarray(notes)
+    durations = np.asarray(durations).astype(np.int64)
+    if durations.ndim != 2 or notes.shape[:2] != durations.shape:
+        raise ExportError(f"notes {notes.shape} and durations {durations.shape} do not match")
+    start = durations == START
+    keep = ~(start.any(axis=1) & (start | (durations == EMPTY)).all(axis=1))  # padding rows
+    if not keep.all():
+        notes, durations = notes[keep], durations[keep]
+    num_frames, num_channels = durations.shape
+    if num_channels > MAX_CHANNELS:
+        raise ExportError(f"{num_channels} channels; at most {MAX_CHANNELS}")
+    if ((durations < 0) | (durations == START) | (durations >= len(_VOCAB_TICKS))).any():
+        raise ExportError("durations must be vocabulary indices (CONT, EMPTY or a note value)")
+    onset = durations >= NUM_SPECIAL
+    if num_frames and not onset.any(axis=1).all():
+        raise ExportError("every frame needs at least one onset")
+    empty = durations == EMPTY
+    if (empty[:, :-1] & ~empty[:, 1:]).any():
+        raise ExportError("unused (EMPTY) channels must follow the used ones in every frame")
+    if num_frames and (durations[0] == CONT).any():
+        raise ExportError("the first frame continues a note")
+
+    # Per-frame kinds (1 onset, 0 continue) of the used channels and onset ticks.
+    ticks_table = np.asarray(_VOCAB_TICKS, dtype=np.int64)
+    ticks = ticks_table[durations]
+    used = (~empty).sum(axis=1).tolist()
+    kinds = [row[:n] for row, n in zip(onset.tolist(), used)]
+    plan = _plan_frames(kinds, ticks.tolist())
+    if plan is None:  # cannot happen: a copy of the latest spine always fits
+        raise ExportError("no spine layout reproduces these frames")
+    times, repairs, grace, aligned = plan
+
+    # Events: onset cells in frame order per channel, pitches from the bits.
+    jj, cc = np.nonzero(onset)
+    rows, pitch_idx = np.nonzero(notes[jj, cc])
+    pitch_list = (pitch_idx + pitch_offset).tolist()
+    bounds = np.searchsorted(rows, np.arange(jj.shape[0] + 1)).tolist()
+    index_list = durations[jj, cc].tolist()
+    cells = np.where(empty, _GRID_EMPTY, _GRID_CONT).astype(np.int64)
+    voices: list[list[Note]] = [[] for _ in range(num_channels)]
+    unit = _VOCAB_UNIT
+    frame_time = [Fraction(t, unit) for t in times]
+    values = (None,) * NUM_SPECIAL + NOTE_VALUES
+    for i, (j, c) in enumerate(zip(jj.tolist(), cc.tolist())):
+        voice = voices[c]
+        cells[j, c] = len(voice)
+        voice.append(Note(frame_time[j], values[index_list[i]], tuple(pitch_list[bounds[i] : bounds[i + 1]])))
+    grid = FrameGrid(
+        unit=unit,
+        times=tuple(times),
+        cells=tuple(map(tuple, cells.tolist())),
+        repairs=repairs,
+        grace=frozenset(grace),
+        aligned=aligned,
+    )
+    return Voices(tuple(tuple(v) for v in voices), Fraction(pickup), grid)
+
+
+def _plan_frames(kinds: list[list[int]], ticks: list[list[int]]):
+    """Frame times and spine manipulations of a one-record-per-frame kern file.
+
+    Each kern spine has a frontier (the time its last note ends).  At a frame,
+    the onset channels' spines must all be at the frame time T and the continuing
+    ones beyond it (or exactly at it, written as a grace note, which the parser
+    treats as a null without the check).  Where the spines carried over from
+    the previous frame do not fit, choose an order-preserving copy of them
+    (``*^`` duplicates, ``*-`` ends) that does, with as few moved channels as
+    possible (copies of the spine with the latest frontier always fit, so a
+    layout exists for any arrays; None only if that invariant breaks).
+    """
+    if not kinds:
+        return [], {}, [], {}
+    frontier = [ticks[0][c] for c in range(len(kinds[0]))]
+    times = [0]
+    repairs: dict[int, tuple[tuple[str, ...], ...]] = {}
+    grace: list[tuple[int, int]] = []
+    aligned: dict[int, int] = {}
+    if len(set(frontier)) == 1:
+        aligned[0] = frontier[0]
+    for j in range(1, len(kinds)):
+        kind = kinds[j]
+        n, m = len(kind), len(frontier)
+        current = frontier if n == m else frontier[:n]
+        T = min(current) if n <= m else None
+        # Consistent: exactly the onset channels are at the earliest frontier.
+        if T is not None and [f == T for f in current] == kind:
+            if n < m:
+                repairs[j] = (tuple(["*"] * n + ["*-"] * (m - n)),)
+                frontier = current
+        else:
+            best = _best_sources(frontier, kind)
+            if best is None:
+                return None
+            T, sources = best
+            repairs[j] = _manipulations(sources, m)
+            frontier = [frontier[s] for s in sources]
+            for c, k in enumerate(kind):
+                if not k and frontier[c] == T:
+                    grace.append((j, c))
+        times.append(T)
+        frontier = [T + d if k else f for f, k, d in zip(frontier, kind, ticks[j])]
+        if frontier.count(frontier[0]) == n:
+            aligned[j] = frontier[0]
+    return times, repairs, grace, aligned
+
+
+def _best_sources(frontier: list[int], kind: list[int]):
+    """(T, sources) minimising moved channels (+2 per grace continuation)."""
+    m = len(frontier)
+    best = None
+    for T in sorted(set(frontier)):
+        # DP over channels; state: source spine of the previous channel.
+        prev = {-1: (0, ())}
+        for c, k in enumerate(kind):
+            cur: dict[int, tuple[int, tuple[int, ...]]] = {}
+            floor = min(prev)
+            for s in range(floor, m):
+                f = frontier[s]
+                if k:
+                    if f != T:
+                        continue
+                    extra = 0
+                elif f > T:
+                    extra = 0
+                elif f == T:
+                    extra = 2
+                else:
+                    continue
+                options = [v for p, v in prev.items() if p <= s]
+                if not options:
+                    continue
+                cost, path = min(options)
+                cur[s] = (cost + extra + (s != c), path + (s,))
+            prev = cur
+            if not prev:
+                break
+        if prev:
+            cost, path = min(prev.values())
+            if best is None or cost < best[0]:
+                best = (cost, T, path)
+    return None if best is None else (best[1], list(best[2]))
+
+
+def _manipulations(sources: Sequence[int], num_spines: int) -> tuple[tuple[str, ...], ...]:
+    """Interpretation records turning ``num_spines`` spines into copies ``sources``."""
+    counts = [0] * num_spines
+    for s in sources:
+        counts[s] += 1
+    records = []
+    while any(k != 1 for k in counts):
+        record, new = [], []
+        for k in counts:
+            if k == 0:
+                record.append("*-")
+            elif k == 1:
+                record.append("*")
+                new.append(1)
+            else:
+                record.append("*^")
+                new += [1, k - 1]
+        records.append(tuple(record))
+        counts = new
+    return tuple(records)
+
+
+def _grid_from_voices(voices: Voices):
+    """Frame grid of hand-built voices: each non-empty voice one spine, gaps
+    filled with rests, overlaps cut, every voice padded to the common end."""
+    channels = [list(v) for v in voices.voices if v]
+    if not channels:
+        raise ExportError("no notes to write")
+    end = max(n.end for v in channels for n in v)
+    filled: list[list[Note]] = []
+    for voice in channels:
+        voice = sorted(voice, key=lambda n: n.onset)
+        out: list[Note] = []
+        t = Fraction(0)
+        for i, note in enumerate(voice):
+            if note.onset > t:
+                out.append(Note(t, note.onset - t, ()))
+            elif note.onset < t:
+                raise ExportError(f"voice has overlapping notes at {note.onset} quarters")
+            stop = voice[i + 1].onset if i + 1 < len(voice) else end
+            duration = min(note.duration, stop - note.onset)
+            if duration > 0:
+                out.append(Note(note.onset, duration, note.pitches))
+                t = note.onset + duration
+        if t < end:
+            out.append(Note(t, end - t, ()))
+        filled.append(out)
+    unit = math.lcm(*(x.denominator for v in filled for n in v for x in (n.onset, n.duration)))
+    times = sorted({int(n.onset * unit) for v in filled for n in v})
+    index = {t: j for j, t in enumerate(times)}
+    cells = [[_GRID_CONT] * len(filled) for _ in times]
+    for c, voice in enumerate(filled):
+        for e, note in enumerate(voice):
+            cells[index[int(note.onset * unit)]][c] = e
+    kinds = [[x >= 0 for x in row] for row in cells]
+    ticks = [[int(filled[c][x].duration * unit) if x >= 0 else 0 for c, x in enumerate(row)] for row in cells]
+    plan = _plan_frames(kinds, ticks)
+    if plan is None or plan[0] != times:  # cannot happen for contiguous voices
+        raise ExportError("internal error: inconsistent voices")
+    _, repairs, grace, aligned = plan
+    grid = FrameGrid(unit, tuple(times), tuple(map(tuple, cells)), repairs, frozenset(grace), aligned)
+    return tuple(tuple(v) for v in filled), grid
+
+
+# ---------------------------------------------------------------------------
+# **kern
+
+
+_PITCH_NAMES = ("c", "c#", "d", "d#", "e", "f", "f#", "g", "g#", "a", "a#", "b")
+
+
+def kern_pitch(midi: int) -> str:
+    """MIDI number -> kern pitch (c = 60, cc = 72, C = 48, CC = 36; sharps ``#``)."""
+    octave, pc = divmod(int(midi), 12)
+    octave -= 1
+    name = _PITCH_NAMES[pc]
+    if octave >= 4:
+        return name[0] * (octave - 3) + name[1:]
+    return name[0].upper() * (4 - octave) + name[1:]
+
+
+_KERN_PITCH = tuple(kern_pitch(p) for p in range(128))
+
+
+def kern_duration(quarters: Union[Fraction, int, str]) -> str:
+    """Kern duration of a note value in quarter notes.
+
+    Plain reciprocals (``4`` quarter, ``12`` triplet eighth, ``34`` = 2/17
+    quarter), dotted ones (``4.`` = 3/2, ``48..`` = 7/48, ``3..`` = 7/3),
+    breves/longas ``0``, ``00``, ``000`` (dotted too), else ``N%M`` (M/N whole notes).
+    """
+    q = Fraction(quarters)
+    if q <= 0:
+        raise ExportError(f"note value must be positive, got {q}")
+    whole = q / 4
+    if whole.numerator == 1:
+        return str(whole.denominator)
+    for dots in range(1, 4):
+        base = whole * 2**dots / (2 ** (dots + 1) - 1)
+        if base.numerator == 1:
+            return str(base.denominator) + "." * dots
+    for dots in range(0, 4):
+        base = whole * 2**dots / (2 ** (dots + 1) - 1)
+        if base.denominator == 1 and base.numerator in (2, 4, 8):
+            return "0" * {2: 1, 4: 2, 8: 3}[base.numerator] + "." * dots
+    return f"{whole.denominator}%{whole.numerator}"
+
+
+def _token(note: Note, duration_cache: dict, token_cache: dict) -> str:
+    # Fraction hashing is slow: cache duration spellings by object identity.
+    entry = duration_cache.get(id(note.duration))
+    if entry is None or entry[0] is not note.duration:
+        entry = duration_cache[id(note.duration)] = (note.duration, kern_duration(note.duration))
+    key = (entry[1], note.pitches)
+    token = token_cache.get(key)
+    if token is None:
+        d = entry[1]
+        token = token_cache[key] = " ".join(d + _KERN_PITCH[p] for p in note.pitches) if note.pitches else d + "r"
+    return token
+
+
+def to_kern(
+    voices: Voices,
+    meter: tuple[int, int] = (4, 4),
+    header: Optional[Mapping[str, object]] = None,
+    *,
+    instrument: str = "voice",
+) -> str:
+    """``**kern`` text of ``voices`` (one spine per channel, one record per frame).
+
+    ``header`` items become reference records ``!!!KEY: value`` (e.g. ``COM``,
+    ``OTL``, ``model``, ``seed``).  Barlines ``=k`` are written from ``meter``
+    and ``voices.pickup`` where every spine reaches the bar line together; a
+    note across a barline is not split (ties would be re-read as new onsets).
+    The text re-parses with ``parse_kern(text, mensural=False)``; for voices
+    from :func:`voices_from_frames` it re-encodes to the same notes and durations.
+    """
+    if voices.grid is not None:
+        events, grid = voices.voices, voices.grid
+    else:
+        events, grid = _grid_from_voices(voices)
+    if grid.num_frames == 0:
+        raise ExportError("no frames to write")
+    num, den = meter
+    measure = Fraction(4 * num, den)
+    pickup = Fraction(voices.pickup) % measure if measure else Fraction(0)
+    unit = grid.unit
+    measure_ticks = measure * unit
+    pickup_ticks = pickup * unit
+    if measure_ticks.denominator == 1 and pickup_ticks.denominator == 1:
+        measure_ticks, pickup_ticks = int(measure_ticks), int(pickup_ticks)
+
+    lines: list[str] = []
+    for key, value in (header or {}).items():
+        for i, text in enumerate(str(value).splitlines() or [""]):
+            lines.append(f"!!!{key}: {text}" if i == 0 else f"!!! {text}")
+    n0 = sum(1 for x in grid.cells[0] if x != _GRID_EMPTY)
+    clefs = []
+    for c in range(n0):
+        pitches = [p for note in events[c] for p in note.pitches]
+        clefs.append("*clefG2" if not pitches or float(np.median(pitches)) >= 60 else "*clefF4")
+    tab = "\t"
+    lines.append(tab.join(["**kern"] * n0))
+    lines.append(tab.join([f'*I"{instrument}'] * n0))
+    lines.append(tab.join(clefs))
+    lines.append(tab.join([f"*M{num}/{den}"] * n0))
+
+    duration_cache: dict = {}
+    token_cache: dict = {}
+    repairs, grace, aligned = grid.repairs, grid.grace, grid.aligned
+    width = n0
+    for j, row in enumerate(grid.cells):
+        for record in repairs.get(j, ()):
+            lines.append(tab.join(record))
+        tokens = []
+        for c, cell in enumerate(row):
+            if cell >= 0:
+                tokens.append(_token(events[c][cell], duration_cache, token_cache))
+            elif cell == _GRID_CONT:
+                if grace and (j, c) in grace:
+                    last = _last_event(events[c], grid, j, c)
+                    tokens.append("8" + (kern_pitch(last.pitches[0]) if last and last.pitches else "r") + "q")
+                else:
+                    tokens.append(".")
+        width = len(tokens)
+        lines.append(tab.join(tokens))
+        t = aligned.get(j)
+        if t is not None and measure_ticks and j + 1 < grid.num_frames:
+            offset = t - pickup_ticks
+            if offset >= 0 and t > 0 and offset % measure_ticks == 0:
+                number = int(offset // measure_ticks) + 1
+                lines.append(tab.join([f"={number}"] * width))
+    if grid.num_frames - 1 in aligned:
+        lines.append(tab.join(["=="] * width))
+    lines.append(tab.join(["*-"] * width))
+    return "\n".join(lines) + "\n"
+
+
+def _last_event(voice: Sequence[Note], grid: FrameGrid, j: int, c: int) -> Optional[Note]:
+    for k in range(j - 1, -1, -1):
+        cell = grid.cells[k][c]
+        if cell >= 0:
+            return voice[cell]
+        if cell == _GRID_EMPTY:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# MIDI
+
+
+def to_midi(
+    voices: Voices,
+    path: Optional[PathLike] = None,
+    tempo_bpm: float = 100,
+    *,
+    program: int = 52,
+    velocity: int = 80,
+):
+    """Type-1 MIDI file: a tempo track and one track per non-empty voice
+    (General MIDI ``program``, 52 = choir aahs; 0 = piano), 480 ticks per quarter.
+    Writes ``path`` if given and returns the ``mido.MidiFile``."""
+    import mido
+
+    midi = mido.MidiFile(type=1, ticks_per_beat=MIDI_TICKS_PER_QUARTER)
+    conductor = mido.MidiTrack()
+    conductor.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    conductor.append(mido.MetaMessage("end_of_track", time=0))
+    midi.tracks.append(conductor)
+    track_no = 0
+    for c, voice in enumerate(voices.voices):
+        if not voice:
+            continue
+        channel = track_no if track_no < 9 else track_no + 1  # skip percussion
+        track_no += 1
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=f"voice {c + 1}", time=0))
+        track.append(mido.Message("program_change", program=program, channel=channel, time=0))
+        events = []
+        for note in voice:
+            on = int(round(note.onset * MIDI_TICKS_PER_QUARTER))
+            off = max(on + 1, int(round(note.end * MIDI_TICKS_PER_QUARTER)))
+            for p in note.pitches:
+                events.append((on, 1, p))
+                events.append((off, 0, p))
+        events.sort()  # note_off before note_on at the same tick
+        now = 0
+        for tick, is_on, p in events:
+            kind = "note_on" if is_on else "note_off"
+            track.append(mido.Message(kind, note=p, velocity=velocity if is_on else 0, channel=channel, time=tick - now))
+            now = tick
+        track.append(mido.MetaMessage("end_of_track", time=0))
+        midi.tracks.append(track)
+    if path is not None:
+        midi.save(os.fspath(path))
+    return midi
+
+
+# ---------------------------------------------------------------------------
+# WAV
+
+WAV_RELEASE_SECONDS = 0.25
+_HARMONICS = np.array([1.0, 0.5, 0.3, 0.15, 0.08])
+
+
+def synthesize(voices: Voices, sample_rate: int = 22050, tempo_bpm: float = 100) -> np.ndarray:
+    """Float mono signal (peak 0.9) of an additive synthesizer: a few harmonics
+    per pitch, 10 ms attack, gentle decay and a release tail of
+    ``WAV_RELEASE_SECONDS``.  Length: ``ceil(end_seconds * rate) + release``."""
+    seconds_per_quarter = 60.0 / tempo_bpm
+    end_seconds = float(voices.end) * seconds_per_quarter
+    release = int(WAV_RELEASE_SECONDS * sample_rate)
+    total = int(math.ceil(end_seconds * sample_rate)) + release
+    out = np.zeros(total, dtype=np.float64)
+    attack = max(1, int(0.01 * sample_rate))
+    cache: dict[tuple[int, int], np.ndarray] = {}
+    for voice in voices.voices:
+        for note in voice:
+            if not note.pitches:
+                continue
+            start = int(round(float(note.onset) * seconds_per_quarter * sample_rate))
+            length = max(1, int(round(float(note.duration) * seconds_per_quarter * sample_rate)))
+            for p in note.pitches:
+                key = (p, length)
+                tone = cache.get(key)
+                if tone is None:
+                    tone = cache[key] = _tone(p, length, release, attack, sample_rate)
+                stop = min(total, start + tone.shape[0])
+                out[start:stop] += tone[: stop - start]
+    peak = np.abs(out).max() if out.size else 0.0
+    if peak > 0:
+        out *= 0.9 / peak
+    return out
+
+
+def _tone(pitch: int, length: int, release: int, attack: int, sample_rate: int) -> np.ndarray:
+    frequency = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
+    n = length + release
+    t = np.arange(n) / sample_rate
+    harmonics = _HARMONICS[: max(1, min(len(_HARMONICS), int(sample_rate / 2 / frequency)))]
+    phase = 2 * np.pi * frequency * t
+    signal = sum(a * np.sin((k + 1) * phase) for k, a in enumerate(harmonics))
+    envelope = np.exp(-1.5 * t)
+    envelope[:attack] *= np.linspace(0.0, 1.0, attack, endpoint=False)
+    tail = np.linspace(1.0, 0.0, release) if release else np.zeros(0)
+    envelope[length:] *= tail
+    return signal * envelope
+
+
+def _write_wav(path: PathLike, signal: np.ndarray, sample_rate: int) -> None:
+    data = np.clip(np.round(signal * 32767), -32768, 32767).astype("<i2")
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(data.tobytes())
+
+
+def to_wav(
+    voices: Voices,
+    path: PathLike,
+    sample_rate: int = 22050,
+    tempo_bpm: float = 100,
+    *,
+    synth: str = "additive",
+    soundfont: PathLike = DEFAULT_SOUNDFONT,
+    program: int = 52,
+) -> str:
+    """16-bit mono WAV of ``voices``.  ``synth='additive'`` (numpy, default) or
+    ``'fluidsynth'`` (renders :func:`to_midi` through the ``fluidsynth``
+    executable and ``soundfont``; falls back to additive with a warning when
+    either is missing or rendering fails).  Returns the synth actually used."""
+    if synth not in ("additive", "fluidsynth"):
+        raise ValueError(f"unknown synth {synth!r}; expected 'additive' or 'fluidsynth'")
+    if synth == "fluidsynth":
+        executable = shutil.which("fluidsynth")
+        if executable is None or not Path(soundfont).is_file():
+            missing = "fluidsynth executable" if executable is None else f"soundfont {soundfont}"
+            warnings.warn(f"{missing} not found; using the additive synthesizer", stacklevel=2)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                midi_path = Path(tmp) / "score.mid"
+                to_midi(voices, midi_path, tempo_bpm, program=program)
+                command = [executable, "-ni", "-g", "0.8", "-r", str(sample_rate), "-F", os.fspath(path),
+                           os.fspath(soundfont), os.fspath(midi_path)]
+                result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode == 0 and Path(path).is_file() and Path(path).stat().st_size > 44:
+                return "fluidsynth"
+            warnings.warn(f"fluidsynth failed ({result.returncode}): {result.stderr.strip()[:200]}; "
+                          "using the additive synthesizer", stacklevel=2)
+    _write_wav(path, synthesize(voices, sample_rate, tempo_bpm), sample_rate)
+    return "additive"
+
+
+# ---------------------------------------------------------------------------
+# Piano roll
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+
+
+def to_pianoroll_png(voices: Voices, path: PathLike, *, title: Optional[str] = None, dpi: int = 100) -> str:
+    """Piano roll: time in beats (quarter notes) against MIDI pitch, one colour
+    per voice.  Uses matplotlib's Agg canvas without touching the global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    end = float(voices.end) or 1.0
+    fig = Figure(figsize=(min(40.0, max(6.0, end / 8)), 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    low, high = 127, 0
+    for c, voice in enumerate(voices.voices):
+        items = [(float(n.onset), float(n.duration), p) for n in voice for p in n.pitches]
+        if not items:
+            continue
+        onset, width, pitch = (np.array(x) for x in zip(*items))
+        low, high = min(low, int(pitch.min())), max(high, int(pitch.max()))
+        ax.barh(pitch, width, left=onset, height=0.8, color=_COLOURS[c % len(_COLOURS)],
+                edgecolor="black", linewidth=0.2, label=f"voice {c + 1}")
+    if high >= low:
+        ax.set_ylim(low - 2, high + 2)
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_xlim(0, end)
+    ax.set_xlabel("time (beats)")
+    ax.set_ylabel("MIDI pitch")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), format="png", dpi=dpi)
+    return os.fspath(path)
+
+
+# ---------------------------------------------------------------------------
+# SVG (verovio)
+
+
+@dataclasses.dataclass(frozen=True)
+class SvgRender:
+    """Result of :func:`to_svg`: written pages and verovio's log."""
+
+    paths: tuple[str, ...]
+    log: str
+
+    @property
+    def errors(self) -> list[str]:
+        return [line for line in self.log.splitlines() if "rror" in line]
+
+
+def to_svg(kern_text: str, path: PathLike, *, options: Optional[Mapping[str, object]] = None,
+           all_pages: bool = True) -> SvgRender:
+    """Engrave ``**kern`` text with verovio.  Page 1 goes to ``path``, further
+    pages (``all_pages``) to ``<stem>-<page>.svg`` beside it.  Returns the pages
+    and verovio's log (check ``.errors``).  Raises ImportError without verovio
+    and ExportError when verovio cannot load the data."""
+    try:
+        import verovio
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(f"SVG export needs verovio: {RENDER_EXTRA_HINT}") from err
+    verovio.enableLog(verovio.LOG_WARNING)
+    toolkit = verovio.toolkit()
+    settings = {"inputFrom": "humdrum", "scale": 40, "adjustPageHeight": True, "footer": "none"}
+    settings.update(options or {})
+    toolkit.setOptions(settings)
+    ok = toolkit.loadData(kern_text)
+    log = toolkit.getLog() or ""
+    if not ok:
+        raise ExportError(f"verovio could not load the kern data: {log.strip()[:500]}")
+    path = Path(path)
+    pages = toolkit.getPageCount() if all_pages else 1
+    written = []
+    for page in range(1, max(1, pages) + 1):
+        target = path if page == 1 else path.with_name(f"{path.stem}-{page}{path.suffix}")
+        target.write_text(toolkit.renderToSVG(page), encoding="utf-8")
+        written.append(os.fspath(target))
+    log += toolkit.getLog() or ""
+    return SvgRender(tuple(written), log)
+
+
+# ---------------------------------------------------------------------------
+# All at once
+
+EXPORT_FORMATS = ("kern", "mid", "wav", "png", "svg")
+_SUFFIX = {"kern": ".krn", "mid": ".mid", "wav": ".wav", "png": ".png", "svg": ".svg"}
+
+
+def export_score(
+    voices: Voices,
+    out_dir: PathLike,
+    stem: str,
+    formats: Sequence[str] = EXPORT_FORMATS,
+    *,
+    meter: tuple[int, int] = (4, 4),
+    header: Optional[Mapping[str, object]] = None,
+    tempo_bpm: float = 100,
+    sample_rate: int = 22050,
+    synth: str = "additive",
+) -> dict[str, str]:
+    """Write ``out_dir/stem.{krn,mid,wav,png,svg}`` for the requested formats and
+    return format -> path.  SVG is skipped with a warning when verovio is not
+    installed (``pip install 'voicecomp[render]'``)."""
+    unknown = [f for f in formats if f not in _SUFFIX]
+    if unknown:
+        raise ValueError(f"unknown formats {unknown}; choose from {EXPORT_FORMATS}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    kern_text = None
+    if "kern" in formats or "svg" in formats:
+        kern_text = to_kern(voices, meter=meter, header=header)
+    for fmt in formats:
+        target = out / f"{stem}{_SUFFIX[fmt]}"
+        if fmt == "kern":
+            target.write_text(kern_text, encoding="latin-1", errors="replace")
+        elif fmt == "mid":
+            to_midi(voices, target, tempo_bpm)
+        elif fmt == "wav":
+            to_wav(voices, target, sample_rate, tempo_bpm, synth=synth)
+        elif fmt == "png":
+            to_pianoroll_png(voices, target, title=stem)
+        elif fmt == "svg":
+            try:
+                to_svg(kern_text, target)
+            except ImportError as err:
+                warnings.warn(str(err), stacklevel=2)
+                continue
+        paths[fmt] = os.fspath(target)
+    return paths

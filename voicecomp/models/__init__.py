@@ -1,0 +1,19 @@
+"""Multi-voice models (SPEC §3)."""
+
+from voicecomp.models.multivoice import (
+    ARCHITECTURES,
+    FRAME_SHARED_KEYS,
+    NOTE_VALUE_OFFSET,
+    PER_EXAMPLE_KEYS,
+    MultiVoiceConfig,
+    MultiVoiceModel,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "FRAME_SHARED_KEYS",
+    "NOTE_VALUE_OFFSET",
+    "PER_EXAMPLE_KEYS",
+    "MultiVoiceConfig",
+    "MultiVoiceModel",
+]

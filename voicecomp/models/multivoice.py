@@ -1,0 +1,689 @@
+"""Coupled multi-voice recurrent models (SPEC §3; Thickstun et al. 2019, Table 4).
+
+Three architectures share one interface:
+
+* ``'hierarchical'`` (exp. 1, 2, 4-7): per-voice recurrent states moved between channels by the
+  flow matrices, plus a global state fed by the sum of the voice states.
+* ``'distributed'`` (exp. 3): no global state; each voice update adds a pooled term over voices.
+* ``'independent'`` (exp. 8): a single-voice RNN over channel 0 only (no coupling).
+
+Every model has two separate networks: a duration network (52 note-value logits) and a notes
+network (78 onset logits, one per pitch, weights shared across pitches: the relative-pitch
+convolution).  Inputs stay integer indices until they reach the model.
+
+Two entry points compute identical logits:
+
+* :meth:`MultiVoiceModel.__call__` -- per-example inputs (channel 0 is the predicted voice).
+* :meth:`MultiVoiceModel.frame_shared` -- history inputs per *frame* (unswapped) plus per-example
+  current-frame inputs; the C history steps run once per frame and the states are permuted per
+  example.  This is exact because the voice updates are permutation-equivariant and the global
+  update only sees the (permutation-invariant) sum of the voice states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+ARCHITECTURES = ("hierarchical", "distributed", "independent")
+# Duration vocabulary indices 0..2 are CONT, EMPTY, START; the predicted note values follow.
+NOTE_VALUE_OFFSET = 3
+PER_EXAMPLE_KEYS = ("e", "t", "f", "y", "yt", "yf", "loc")
+FRAME_SHARED_KEYS = ("e", "t", "f", "loc", "frame", "voice", "y", "yt", "yf")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiVoiceConfig:
+    """Architecture and sizes of a multi-voice model (defaults: the published exp.-6 model).
+
+    ``global_history`` is the number of *history* frames whose steps update the global state
+    (the current step always does): the global state is updated at steps
+    ``k >= voice_history - global_history`` of the ``voice_history + 1`` steps.  The reference
+    notebooks: exp. 4 (``if k < context: continue``) is ``global_history=0``, exp. 5
+    (``if k < 5: continue`` with context 10) is ``global_history=5``.
+    """
+
+    architecture: str = "hierarchical"
+    voice_history: int = 10
+    global_history: int = 10
+    duration_hidden: int = 64
+    notes_hidden: int = 128
+    pitch_embedding: int = 16
+    num_voices: int = 6
+    pitch_range: int = 78
+    num_durations: int = 55
+    num_locations: int = 48
+    compute_dtype: Any = jnp.float32
+    init_std: float = 0.003
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.voice_history < 1:
+            raise ValueError(f"voice_history must be >= 1, got {self.voice_history}")
+        if self.global_history < 0:
+            raise ValueError(f"global_history must be >= 0, got {self.global_history}")
+        if self.num_durations <= NOTE_VALUE_OFFSET:
+            raise ValueError(f"num_durations must exceed {NOTE_VALUE_OFFSET}")
+
+    @property
+    def num_note_values(self) -> int:
+        """Number of duration classes predicted (the vocabulary less CONT/EMPTY/START)."""
+        return self.num_durations - NOTE_VALUE_OFFSET
+
+    @property
+    def global_start(self) -> int:
+        """First step index (0-based, of ``voice_history + 1``) that updates the global state."""
+        return self.voice_history - min(self.global_history, self.voice_history)
+
+    @classmethod
+    def independent(cls, **overrides: Any) -> "MultiVoiceConfig":
+        """Exp. 8 defaults: single-voice RNNs with 300 hidden units, N(0, 0.01^2) init."""
+        kwargs: dict[str, Any] = dict(
+            architecture="independent", duration_hidden=300, notes_hidden=300, init_std=0.01
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _matmul(x: Array, w: Array, dtype: Any) -> Array:
+    """``x @ w`` with operands in ``dtype`` and float32 accumulation/result."""
+    if jnp.dtype(dtype) == jnp.float32:
+        return jnp.matmul(x.astype(jnp.float32), w)
+    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _mix_voices(mixing: Array, voice_state: Array) -> Array:
+    """``new[b, dst] = sum_src mixing[b, src, dst] * voice_state[b, src]`` (voice axis 1)."""
+    batch, voices = voice_state.shape[:2]
+    flat = voice_state.reshape(batch, voices, -1)
+    mixed = jnp.einsum("bsd,bsx->bdx", mixing.astype(flat.dtype), flat)
+    return mixed.reshape(voice_state.shape)
+
+
+def _swap_permutation(voice: Array, num_voices: int) -> Array:
+    """Per-example channel permutation exchanging channels 0 and ``voice`` ([B, V] indices)."""
+    channels = jnp.arange(num_voices)[None, :]
+    voice = voice[:, None]
+    return jnp.where(channels == 0, voice, jnp.where(channels == voice, 0, channels))
+
+
+def _normal(std: float) -> Callable[..., Array]:
+    return nn.initializers.normal(stddev=std)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input embeddings
+
+
+class Embedding(nn.Module):
+    """Lookup table for integer symbols; index -1 (a masked row) embeds to zeros."""
+
+    num_symbols: int
+    features: int
+    init_std: float
+
+    @nn.compact
+    def __call__(self, index: Array) -> Array:
+        table = self.param("embedding", _normal(self.init_std), (self.num_symbols, self.features))
+        rows = jnp.take(table, jnp.maximum(index, 0), axis=0)
+        return jnp.where((index >= 0)[..., None], rows, 0.0)
+
+
+class PitchClassEmbedding(nn.Module):
+    """Onset bits folded into 12 pitch classes (pitch n -> n mod 12), then a linear map."""
+
+    features: int
+    pitch_range: int
+    init_std: float
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, onsets: Array) -> Array:
+        table = self.param("embedding", _normal(self.init_std), (12, self.features))
+        # Folding is linear: fold @ table == table tiled over octaves.
+        unfolded = jnp.take(table, jnp.arange(self.pitch_range) % 12, axis=0)
+        return _matmul(onsets, unfolded, self.compute_dtype)
+
+
+class PitchEmbedding(nn.Module):
+    """Relative-pitch embedding of a frame row: a cross-correlation over pitch then a projection.
+
+    ``kernel[j]`` is the tap for pitch offset ``j - pitch_range`` (offsets -M..M-1; tap 0 never
+    touches the M-wide row but is kept for layout compatibility with the reference).
+    """
+
+    features: int
+    channels: int
+    pitch_range: int
+    init_std: float
+    compute_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        m = self.pitch_range
+        self.kernel = self.param("kernel", _normal(self.init_std), (2 * m, self.channels))
+        self.projection = self.param("projection", _normal(self.init_std), (self.channels, self.features))
+
+    def relative(self, onsets: Array) -> Array:
+        """``[..., M]`` onset bits -> ``[..., M, channels]`` correlation with the pitch kernel."""
+        m = self.pitch_range
+        source = np.arange(m)[:, None]
+        target = np.arange(m)[None, :]
+        # toeplitz[src, dst] = kernel[src - dst + M]; a dense [M, M*channels] matmul beats a
+        # conv on CPU because M is small.
+        toeplitz = jnp.take(self.kernel, source - target + m, axis=0)
+        out = _matmul(onsets, toeplitz.reshape(m, m * self.channels), self.compute_dtype)
+        return out.reshape(*onsets.shape[:-1], m, self.channels)
+
+    def project(self, relative: Array) -> Array:
+        """``[..., channels]`` -> ``[..., features]``."""
+        return _matmul(relative, self.projection, self.compute_dtype)
+
+    def __call__(self, onsets: Array) -> Array:
+        return self.project(self.relative(onsets))
+
+
+class CausalPitchEmbedding(nn.Module):
+    """Embedding of the predicted voice's own lower onsets: taps for pitch offsets -(M-1)..-1."""
+
+    features: int
+    pitch_range: int
+    init_std: float
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, onsets: Array) -> Array:
+        m = self.pitch_range
+        kernel = self.param("kernel", _normal(self.init_std), (m - 1, self.features))
+        source = np.arange(m)[:, None]
+        target = np.arange(m)[None, :]
+        taps = np.clip(source - target + m - 1, 0, m - 2)
+        strictly_lower = jnp.asarray((source < target)[..., None], jnp.float32)
+        toeplitz = jnp.take(kernel, taps, axis=0) * strictly_lower
+        out = _matmul(onsets, toeplitz.reshape(m, m * self.features), self.compute_dtype)
+        return out.reshape(*onsets.shape[:-1], m, self.features)
+
+
+class AbsolutePitch(nn.Module):
+    """Per-pitch bias vector: pitch n uses tap ``M - n``, pitch 0 gets zero (reference layout)."""
+
+    features: int
+    pitch_range: int
+    init_std: float
+
+    @nn.compact
+    def __call__(self) -> Array:
+        kernel = self.param("kernel", _normal(self.init_std), (self.pitch_range, self.features))
+        return jnp.concatenate([jnp.zeros((1, self.features), kernel.dtype), kernel[1:][::-1]], axis=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Recurrent cells and readout
+
+
+class VoiceCell(nn.Module):
+    """One voice update, shared by all channels: ``relu(mixed_state @ W + drive [+ pooled])``.
+
+    ``pooling`` selects the distributed (exp. 3) coupling term added to every voice:
+    ``'projected'`` = ``(sum_u mixed_state[u] @ W) @ W_pool`` (duration net of the notebook),
+    ``'raw'`` = ``(sum_u mixed_state[u]) @ W_pool`` (notes net of the notebook), None = none.
+    """
+
+    hidden: int
+    init_std: float
+    pooling: Optional[str] = None
+    compute_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        shape = (self.hidden, self.hidden)
+        self.recurrent = self.param("recurrent", _normal(self.init_std), shape)
+        if self.pooling is not None:
+            self.pooled = self.param("pooled", _normal(self.init_std), shape)
+
+    def project(self, voice_state: Array) -> Array:
+        """The recurrent matmul alone; it commutes with flow mixing so can run before it."""
+        return _matmul(voice_state, self.recurrent, self.compute_dtype)
+
+    def project_with_inputs(self, voice_state: Array, inputs: Array, input_kernel: Array) -> Array:
+        """``voice_state @ W + inputs @ input_kernel`` as one matmul (one pass over the state)."""
+        features = jnp.concatenate([voice_state, inputs.astype(voice_state.dtype)], axis=-1)
+        kernel = jnp.concatenate([self.recurrent, input_kernel], axis=0)
+        return _matmul(features, kernel, self.compute_dtype)
+
+    def __call__(self, mixed_projected: Array, drive: Array, mixed_state: Optional[Array] = None) -> Array:
+        pre_activation = mixed_projected + drive
+        if self.pooling == "projected":
+            pooled = _matmul(mixed_projected.sum(axis=1), self.pooled, self.compute_dtype)
+            pre_activation = pre_activation + pooled[:, None]
+        elif self.pooling == "raw":
+            assert mixed_state is not None, "raw pooling needs the mixed voice state"
+            pooled = _matmul(mixed_state.sum(axis=1), self.pooled, self.compute_dtype)
+            pre_activation = pre_activation + pooled[:, None]
+        return jax.nn.relu(pre_activation)
+
+
+class GlobalCell(nn.Module):
+    """Global update ``relu(global_state @ W + (sum_u voice_state[u]) @ W_from_voices)``."""
+
+    hidden: int
+    init_std: float
+    compute_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        shape = (self.hidden, self.hidden)
+        self.recurrent = self.param("recurrent", _normal(self.init_std), shape)
+        self.from_voices = self.param("from_voices", _normal(self.init_std), shape)
+
+    def project(self, global_state: Array) -> Array:
+        return _matmul(global_state, self.recurrent, self.compute_dtype)
+
+    def __call__(self, projected_global: Optional[Array], voice_state: Array) -> Array:
+        """Update from an already projected ``global_state @ W`` (None: the state is zero)."""
+        pre_activation = _matmul(voice_state.sum(axis=1), self.from_voices, self.compute_dtype)
+        if projected_global is not None:
+            pre_activation = pre_activation + projected_global
+        return jax.nn.relu(pre_activation)
+
+    def step(self, global_state: Optional[Array], voice_state: Array) -> Array:
+        """Update from the state itself; both matmuls as one (None: the state is zero)."""
+        if global_state is None:
+            return self(None, voice_state)
+        features = jnp.concatenate([global_state, voice_state.sum(axis=1)], axis=-1)
+        kernel = jnp.concatenate([self.recurrent, self.from_voices], axis=0)
+        return jax.nn.relu(_matmul(features, kernel, self.compute_dtype))
+
+
+class Readout(nn.Module):
+    """``relu(pooled @ W_all + this_voice @ W_this) @ W_top + bias`` (or ``h @ W_top + bias``)."""
+
+    hidden: int
+    out_features: int
+    bias_size: int
+    init_std: float
+    hidden_layer: bool = True
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, this_voice: Array, pooled: Optional[Array] = None) -> Array:
+        init = _normal(self.init_std)
+        if self.hidden_layer:
+            w_pooled = self.param("pooled", init, (self.hidden, self.hidden))
+            w_this = self.param("this_voice", init, (self.hidden, self.hidden))
+            features = jax.nn.relu(
+                _matmul(pooled, w_pooled, self.compute_dtype) + _matmul(this_voice, w_this, self.compute_dtype)
+            )
+        else:
+            features = this_voice
+        w_out = self.param("output", init, (self.hidden, self.out_features))
+        bias = self.param("bias", init, (self.bias_size,))
+        logits = _matmul(features, w_out, self.compute_dtype)
+        if self.out_features == 1:
+            logits = logits[..., 0]
+        return logits + bias
+
+
+class CoupledRecurrence(nn.Module):
+    """Voice + global (hierarchical) or pooled (distributed) recurrence and readout.
+
+    State layout: ``voice_state [B, V, ..., H]``, ``global_state [B, ..., H]``; the ``...`` axes
+    (pitch, in the notes net) are independent positions sharing the weights.
+    """
+
+    config: MultiVoiceConfig
+    hidden: int
+    out_features: int
+    bias_size: int
+    distributed_pooling: str  # pooling mode used when architecture == 'distributed'
+
+    def setup(self) -> None:
+        cfg = self.config
+        distributed = cfg.architecture == "distributed"
+        self.voice_cell = VoiceCell(
+            self.hidden,
+            cfg.init_std,
+            pooling=self.distributed_pooling if distributed else None,
+            compute_dtype=cfg.compute_dtype,
+        )
+        if not distributed:
+            self.global_cell = GlobalCell(self.hidden, cfg.init_std, cfg.compute_dtype)
+        self.readout = Readout(
+            self.hidden, self.out_features, self.bias_size, cfg.init_std, compute_dtype=cfg.compute_dtype
+        )
+
+    @property
+    def _hierarchical(self) -> bool:
+        return self.config.architecture == "hierarchical"
+
+    def history(
+        self,
+        drive_at: Callable[[int], tuple[Array, Optional[Array]]],
+        flows: Array,
+        num_steps: int,
+        input_kernel: Optional[Array] = None,
+    ) -> tuple[Array, Optional[Array]]:
+        """Runs the history steps ``0..num_steps-1`` from zero states.
+
+        ``drive_at(k)`` gives step ``k``'s input as ``(drive [B, V, ..., H], features)``: the
+        drive is added as is, ``features [B, V, ..., F]`` (or None) go through ``input_kernel
+        [F, H]`` fused with the recurrent matmul.  ``flows [B, C, V, V]``.
+        Returns ``(voice_state, global_state)``; ``global_state`` is None while never updated.
+        A python loop over the static steps: under jit on CPU it was as fast as ``lax.scan``
+        forward and faster forward+backward (bench notes in experiments/bench_model.py).
+        """
+        voice_state: Optional[Array] = None
+        global_state: Optional[Array] = None
+        for k in range(num_steps):
+            drive, features = drive_at(k)
+            if voice_state is None:  # zero state: skip the mix and the recurrent matmul
+                mixed_state = jnp.zeros(drive.shape[:-1] + (self.hidden,), drive.dtype)
+                mixed_projected = jnp.zeros_like(mixed_state)
+                if features is not None:
+                    mixed_projected = _matmul(features, input_kernel, self.config.compute_dtype)
+            else:
+                mixed_state = _mix_voices(flows[:, k], voice_state)
+                if features is None:
+                    mixed_projected = self.voice_cell.project(mixed_state)
+                else:
+                    mixed_projected = self.voice_cell.project_with_inputs(mixed_state, features, input_kernel)
+            voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
+            if self._hierarchical and k >= self.config.global_start:
+                global_state = self.global_cell.step(global_state, voice_state)
+        assert voice_state is not None
+        return voice_state, global_state
+
+    def last_step(
+        self,
+        voice_state: Optional[Array],
+        global_state: Optional[Array],
+        frame: Array,
+        voice: Array,
+        current_flow: Array,
+        drive: Array,
+    ) -> Array:
+        """The current step per example, from per-frame history states, then the readout.
+
+        ``voice_state [Bf, V, ..., H]`` / ``global_state [Bf, ..., H]`` (None = all zeros) are
+        per frame and unswapped; example ``b`` reads frame ``frame[b]`` with channels 0 and
+        ``voice[b]`` exchanged.  ``current_flow [B, V, V]`` and ``drive [B, V, ..., H]`` are
+        per example (swapped).
+        """
+        num_voices = drive.shape[1]
+        permutation = _swap_permutation(voice, num_voices)
+        # new[dst] = sum_src yf[src, dst] * swapped[src] with swapped[src] = state[perm[src]]
+        # (perm is an involution) == sum_w yf[perm[w], dst] * state[w]: one 6x6 matrix each.
+        mixing = jnp.take_along_axis(current_flow, permutation[:, :, None], axis=1)
+        if voice_state is None:
+            mixed_state = jnp.zeros_like(drive)
+            mixed_projected = mixed_state
+        else:
+            # Project once per frame: examples outnumber frames.
+            projected_frames = self.voice_cell.project(voice_state)
+            mixed_projected = _mix_voices(mixing, jnp.take(projected_frames, frame, axis=0))
+            mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))  # DCE'd unless used
+        new_voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
+        if self._hierarchical:
+            projected_global = None
+            if global_state is not None:
+                projected_global = jnp.take(self.global_cell.project(global_state), frame, axis=0)
+            new_global_state = self.global_cell(projected_global, new_voice_state)
+            return self.readout(new_voice_state[:, 0], new_global_state)
+        return self.readout(new_voice_state[:, 0], new_voice_state.sum(axis=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Coupled duration and notes networks
+
+
+class CoupledDurationNet(nn.Module):
+    """Duration network of the coupled models: 52 note-value logits."""
+
+    config: MultiVoiceConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        h = cfg.duration_hidden
+        self.duration_embed = Embedding(cfg.num_durations, h, cfg.init_std)
+        self.pitch_class_embed = PitchClassEmbedding(h, cfg.pitch_range, cfg.init_std, cfg.compute_dtype)
+        self.location_embed = Embedding(cfg.num_locations, h, cfg.init_std)
+        self.recurrence = CoupledRecurrence(
+            cfg, h, cfg.num_note_values, cfg.num_note_values, distributed_pooling="projected"
+        )
+
+    def history(self, e: Array, t: Array, f: Array, loc: Array) -> tuple[Array, Optional[Array]]:
+        """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``, ``loc [Bf]``."""
+        drive = self.duration_embed(t) + self.pitch_class_embed(e) + self.location_embed(loc)[:, None, None]
+        return self.recurrence.history(lambda k: (drive[:, k], None), f, e.shape[1])
+
+    def __call__(
+        self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
+        y: Array, yt: Array, yf: Array, loc: Array,
+    ) -> Array:
+        """Current step per example; ``loc [B]`` per example. Returns ``[B, 52]`` logits."""
+        drive = self.duration_embed(yt) + self.pitch_class_embed(y)
+        # Channel 0's duration and notes are what is being predicted.
+        drive = drive.at[:, 0].set(0.0) + self.location_embed(loc)[:, None]
+        return self.recurrence.last_step(*states, frame, voice, yf, drive)
+
+
+class CoupledNotesNet(nn.Module):
+    """Notes network of the coupled models: 78 onset logits sharing weights over pitch."""
+
+    config: MultiVoiceConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        h, m = cfg.notes_hidden, cfg.pitch_range
+        self.pitch_embedding = PitchEmbedding(h, cfg.pitch_embedding, m, cfg.init_std, cfg.compute_dtype)
+        self.causal_pitch_embedding = CausalPitchEmbedding(h, m, cfg.init_std, cfg.compute_dtype)
+        self.absolute_pitch = AbsolutePitch(h, m, cfg.init_std)
+        self.duration_embed = Embedding(cfg.num_durations, h, cfg.init_std)
+        self.recurrence = CoupledRecurrence(cfg, h, 1, m, distributed_pooling="raw")
+
+    def history(self, e: Array, t: Array, f: Array) -> tuple[Array, Optional[Array]]:
+        """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``."""
+        relative = self.pitch_embedding.relative(e)  # [Bf, C, V, M, knote]: 8x smaller than H
+        duration = self.duration_embed(t)
+        absolute = self.absolute_pitch()
+
+        def drive_at(k: int) -> tuple[Array, Array]:
+            return duration[:, k, :, None] + absolute, relative[:, k]
+
+        return self.recurrence.history(drive_at, f, e.shape[1], self.pitch_embedding.projection)
+
+    def __call__(
+        self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
+        y: Array, yt: Array, yf: Array,
+    ) -> Array:
+        """Current step per example. Returns ``[B, 78]`` logits."""
+        others = self.pitch_embedding(y[:, 1:])
+        # The predicted voice sees only its own lower onsets (sampled low to high).
+        own = self.causal_pitch_embedding(y[:, 0])[:, None]
+        drive = jnp.concatenate([own, others], axis=1)
+        drive = drive + self.duration_embed(yt)[:, :, None] + self.absolute_pitch()
+        return self.recurrence.last_step(*states, frame, voice, yf, drive)
+
+
+# ----------------------------------------------------------------------------------------------
+# Independent (single-voice) networks, exp. 8
+
+
+class SingleVoiceCell(nn.Module):
+    """``relu(state @ W + drive)``."""
+
+    hidden: int
+    init_std: float
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, state: Optional[Array], drive: Array) -> Array:
+        recurrent = self.param("recurrent", _normal(self.init_std), (self.hidden, self.hidden))
+        if state is None:
+            return jax.nn.relu(drive)
+        return jax.nn.relu(_matmul(state, recurrent, self.compute_dtype) + drive)
+
+
+class IndependentDurationNet(nn.Module):
+    """Exp. 8 duration net: an RNN over channel 0's C history frames (not the current one)."""
+
+    config: MultiVoiceConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        h = cfg.duration_hidden
+        self.duration_embed = Embedding(cfg.num_durations, h, cfg.init_std)
+        self.pitch_class_embed = PitchClassEmbedding(h, cfg.pitch_range, cfg.init_std, cfg.compute_dtype)
+        self.location_embed = Embedding(cfg.num_locations, h, cfg.init_std)
+        self.cell = SingleVoiceCell(h, cfg.init_std, cfg.compute_dtype)
+        self.readout = Readout(
+            h, cfg.num_note_values, cfg.num_note_values, cfg.init_std, hidden_layer=False,
+            compute_dtype=cfg.compute_dtype,
+        )
+
+    def __call__(self, e0: Array, t0: Array, loc: Array) -> Array:
+        """``e0 [B,C,M]``, ``t0 [B,C]``, ``loc [B]`` -> ``[B, 52]``."""
+        drive = self.duration_embed(t0) + self.pitch_class_embed(e0) + self.location_embed(loc)[:, None]
+        state = None
+        for k in range(e0.shape[1]):
+            state = self.cell(state, drive[:, k])
+        return self.readout(state)
+
+
+class IndependentNotesNet(nn.Module):
+    """Exp. 8 notes net: per-pitch RNN over channel 0's C history frames plus the current one."""
+
+    config: MultiVoiceConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        h, m = cfg.notes_hidden, cfg.pitch_range
+        self.pitch_embedding = PitchEmbedding(h, cfg.pitch_embedding, m, cfg.init_std, cfg.compute_dtype)
+        self.causal_pitch_embedding = CausalPitchEmbedding(h, m, cfg.init_std, cfg.compute_dtype)
+        self.absolute_pitch = AbsolutePitch(h, m, cfg.init_std)
+        self.duration_embed = Embedding(cfg.num_durations, h, cfg.init_std)
+        self.cell = SingleVoiceCell(h, cfg.init_std, cfg.compute_dtype)
+        self.readout = Readout(h, 1, m, cfg.init_std, hidden_layer=False, compute_dtype=cfg.compute_dtype)
+
+    def __call__(self, e0: Array, t0: Array, y0: Array, yt0: Array) -> Array:
+        """``e0 [B,C,M]``, ``t0 [B,C]``, ``y0 [B,M]``, ``yt0 [B]`` -> ``[B, 78]``."""
+        absolute = self.absolute_pitch()
+        relative = self.pitch_embedding.relative(e0)
+        duration = self.duration_embed(t0)
+        state = None
+        for k in range(e0.shape[1]):
+            drive = self.pitch_embedding.project(relative[:, k]) + duration[:, k, None] + absolute
+            state = self.cell(state, drive)
+        drive = self.causal_pitch_embedding(y0) + self.duration_embed(yt0)[:, None] + absolute
+        state = self.cell(state, drive)
+        return self.readout(state)
+
+
+# ----------------------------------------------------------------------------------------------
+# Top-level model
+
+
+def _check_per_example(inputs: Mapping[str, Array], cfg: MultiVoiceConfig) -> None:
+    missing = [k for k in PER_EXAMPLE_KEYS if k not in inputs]
+    if missing:
+        raise KeyError(f"per-example inputs lack {missing}; expected keys {PER_EXAMPLE_KEYS}")
+    v, m = cfg.num_voices, cfg.pitch_range
+    b, c = inputs["e"].shape[:2]
+    chex.assert_shape(inputs["e"], (b, c, v, m))
+    chex.assert_shape(inputs["t"], (b, c, v))
+    chex.assert_shape(inputs["f"], (b, c, v, v))
+    chex.assert_shape(inputs["y"], (b, v, m))
+    chex.assert_shape(inputs["yt"], (b, v))
+    chex.assert_shape(inputs["yf"], (b, v, v))
+    chex.assert_shape(inputs["loc"], (b,))
+
+
+def _check_frame_shared(inputs: Mapping[str, Array], cfg: MultiVoiceConfig) -> None:
+    missing = [k for k in FRAME_SHARED_KEYS if k not in inputs]
+    if missing:
+        raise KeyError(f"frame-shared inputs lack {missing}; expected keys {FRAME_SHARED_KEYS}")
+    v, m = cfg.num_voices, cfg.pitch_range
+    bf, c = inputs["e"].shape[:2]
+    b = inputs["frame"].shape[0]
+    chex.assert_shape(inputs["e"], (bf, c, v, m))
+    chex.assert_shape(inputs["t"], (bf, c, v))
+    chex.assert_shape(inputs["f"], (bf, c, v, v))
+    chex.assert_shape(inputs["loc"], (bf,))
+    chex.assert_shape([inputs["frame"], inputs["voice"]], (b,))
+    chex.assert_shape(inputs["y"], (b, v, m))
+    chex.assert_shape(inputs["yt"], (b, v))
+    chex.assert_shape(inputs["yf"], (b, v, v))
+
+
+class MultiVoiceModel(nn.Module):
+    """Coupled (or independent) multi-voice model: ``(duration_logits [B,52], note_logits [B,78])``.
+
+    Inputs are dicts of integer arrays (see :data:`PER_EXAMPLE_KEYS`/:data:`FRAME_SHARED_KEYS`):
+    ``e`` onset bits, ``t`` duration vocabulary indices (0..54), ``f`` flows ``f[src, dst]``,
+    ``y``/``yt``/``yf`` the current frame (``yt == -1``: masked row), ``loc`` location class.
+    """
+
+    config: MultiVoiceConfig = MultiVoiceConfig()
+
+    def setup(self) -> None:
+        if self.config.architecture == "independent":
+            self.duration = IndependentDurationNet(self.config)
+            self.notes = IndependentNotesNet(self.config)
+        else:
+            self.duration = CoupledDurationNet(self.config)
+            self.notes = CoupledNotesNet(self.config)
+
+    def __call__(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
+        """Per-example entry point: channel 0 of every tensor is the predicted voice."""
+        _check_per_example(inputs, self.config)
+        batch = inputs["e"].shape[0]
+        shared = dict(inputs)
+        shared["frame"] = jnp.arange(batch)
+        shared["voice"] = jnp.zeros((batch,), jnp.int32)
+        return self._forward(shared)
+
+    def frame_shared(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
+        """Frame-shared entry point: history ``e,t,f,loc`` per frame (unswapped); ``frame``,
+        ``voice``, ``y``, ``yt``, ``yf`` per example (``y/yt/yf`` already swapped)."""
+        _check_frame_shared(inputs, self.config)
+        return self._forward(inputs)
+
+    def _forward(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
+        cfg = self.config
+        e = inputs["e"].astype(jnp.float32)
+        t = inputs["t"].astype(jnp.int32)
+        f = inputs["f"].astype(jnp.float32)
+        frame_loc = inputs["loc"].astype(jnp.int32)
+        frame = inputs["frame"].astype(jnp.int32)
+        voice = inputs["voice"].astype(jnp.int32)
+        y = inputs["y"].astype(jnp.float32)
+        yt = inputs["yt"].astype(jnp.int32)
+        yf = inputs["yf"].astype(jnp.float32)
+        loc = jnp.take(frame_loc, frame, axis=0)
+
+        if cfg.architecture == "independent":
+            # Channel 0 after the swap is channel `voice` of the frame.
+            e0 = jnp.take_along_axis(jnp.take(e, frame, axis=0), voice[:, None, None, None], axis=2)[:, :, 0]
+            t0 = jnp.take_along_axis(jnp.take(t, frame, axis=0), voice[:, None, None], axis=2)[:, :, 0]
+            duration_logits = self.duration(e0, t0, loc)
+            note_logits = self.notes(e0, t0, y[:, 0], yt[:, 0])
+        else:
+            duration_states = self.duration.history(e, t, f, frame_loc)
+            duration_logits = self.duration(duration_states, frame, voice, y, yt, yf, loc)
+            notes_states = self.notes.history(e, t, f)
+            note_logits = self.notes(notes_states, frame, voice, y, yt, yf)
+
+        batch = y.shape[0]
+        chex.assert_shape(duration_logits, (batch, cfg.num_note_values))
+        chex.assert_shape(note_logits, (batch, cfg.pitch_range))
+        return duration_logits.astype(jnp.float32), note_logits.astype(jnp.float32)

@@ -17,12 +17,20 @@ from voicecomp import train as train_lib
 vc_flags.define_train_flags()
 flags.adopt_module_key_flags(vc_flags)
 flags.mark_flag_as_required("workdir")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-host runs.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in a multi-host run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
 
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if _COORDINATOR.value:
+        import jax
+
+        # Every host runs this same command; each reads its own shards of the data order.
+        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     config = vc_flags.config_from_flags()
     try:
         train_lib.train(config, flags.FLAGS.workdir)

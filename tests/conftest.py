@@ -57,3 +57,19 @@ def frame_tables(kernscores_corpus, encoded_kernscores):
         split: build_frame_table({k: encoded_kernscores[k] for k in kernscores_corpus.split_ids(split)})
         for split in ("train", "test", "test_nonpiano")
     }
+
+
+# bach.chorales.chor006 and chor027 are in the published test split
+CHORALES = ["chor006", "chor027", "chor001", "chor002", "chor003", "chor004", "chor005", "chor007", "chor008", "chor009"]
+
+
+@pytest.fixture()
+def chorale_root(tmp_path, kernscores_dir) -> Path:
+    """A --kernscores_dir holding ten chorales (two of them in the test split)."""
+    import shutil
+
+    folder = tmp_path / "kernscores" / "bach-js" / "bach-371-chorales" / "kern"
+    folder.mkdir(parents=True)
+    for name in CHORALES:
+        shutil.copy(Path(kernscores_dir) / "bach-js" / "bach-371-chorales" / "kern" / f"{name}.krn", folder)
+    return tmp_path / "kernscores"

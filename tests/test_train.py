@@ -23,8 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = MultiVoiceConfig(voice_history=3, global_history=3, duration_hidden=16, notes_hidden=16, pitch_embedding=8)
 TINY = TrainConfig(model=TINY_MODEL, batch_size=32, max_frames=16, learning_rate=0.01, log_every=10,
                    eval_every=0, eval_examples=400, checkpoint_every=10, num_steps=40)
-# bach.chorales.chor006 and chor027 are in the published test split
-CHORALES = ["chor006", "chor027", "chor001", "chor002", "chor003", "chor004", "chor005", "chor007", "chor008", "chor009"]
+from conftest import CHORALES
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +67,7 @@ def test_corrupted_latest_checkpoint_falls_back(tmp_path, chorale_data, capsys):
     assert "unreadable" in capsys.readouterr().out
 
 
-def _chorale_root(tmp_path: Path, kernscores_dir: str) -> Path:
-    root = tmp_path / "kernscores"
-    folder = root / "bach-js" / "bach-371-chorales" / "kern"
-    folder.mkdir(parents=True)
-    for name in CHORALES:
-        shutil.copy(Path(kernscores_dir) / "bach-js" / "bach-371-chorales" / "kern" / f"{name}.krn", folder)
-    return root
-
-
-def _train_command(workdir: Path, root: Path) -> list[str]:
+def train_command(workdir: Path, root: Path) -> list[str]:
     return [sys.executable, str(REPO / "experiments" / "train.py"), f"--workdir={workdir}",
             f"--kernscores_dir={root}", "--voice_history=3", "--global_history=3", "--duration_hidden=16",
             "--notes_hidden=16", "--pitch_embedding=8", "--batch_size=32", "--max_frames=16",
@@ -85,14 +75,14 @@ def _train_command(workdir: Path, root: Path) -> list[str]:
             "--eval_examples=200", "--log_every=10", "--seed=3"]
 
 
-def test_resume_after_sigkill_matches_uninterrupted(tmp_path, kernscores_dir):
-    root = _chorale_root(tmp_path, kernscores_dir)
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root):
+    root = chorale_root
     env = dict(os.environ, VOICECOMP_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     straight = tmp_path / "straight"
-    subprocess.run(_train_command(straight, root), env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(train_command(straight, root), env=env, check=True, capture_output=True, timeout=600)
 
     resumed = tmp_path / "resumed"
-    process = subprocess.Popen(_train_command(resumed, root), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(train_command(resumed, root), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while not (resumed / "checkpoints" / "20").is_dir():
         assert process.poll() is None, process.stdout.read().decode()
@@ -100,7 +90,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, kernscores_dir):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    result = subprocess.run(_train_command(resumed, root), env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(train_command(resumed, root), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resumed from step" in result.stdout
 

@@ -37,6 +37,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     batch_size: int = 100
     max_frames: int = 0  # distinct frames per batch (0: batch_size; fewer share history more)
+    batch_shards: int = 0  # packs per batch, spread over devices (0: the device count)
     num_steps: int = 10_000
     seed: int = 0
     # The loss is the reference's: bits per beat at the training split's rate

@@ -38,6 +38,7 @@ def define_train_flags() -> None:
     flags.DEFINE_float("ema_decay", None, f"Iterate-average decay (default {_DEFAULT.ema_decay}).")
     flags.DEFINE_integer("batch_size", None, f"Examples per step (default {_DEFAULT.batch_size}).")
     flags.DEFINE_integer("max_frames", None, "Distinct frames per batch (default: batch size); frames share history.")
+    flags.DEFINE_integer("batch_shards", None, "Packs per batch, one per device (default: the device count).")
     flags.DEFINE_integer("num_steps", None, f"Training steps (default {_DEFAULT.num_steps}).")
     flags.DEFINE_integer("seed", None, f"Seed of initialisation and data order (default {_DEFAULT.seed}).")
     flags.DEFINE_integer("log_every", None, f"Steps between progress lines (default {_DEFAULT.log_every}).")
@@ -50,7 +51,7 @@ def define_train_flags() -> None:
 _MODEL_FIELDS = ("architecture", "voice_history", "global_history", "duration_hidden", "notes_hidden",
                  "pitch_embedding", "init_std")
 _RUN_FIELDS = ("corpus", "kernscores_dir", "optimizer", "learning_rate", "lr_schedule", "momentum", "l2",
-               "ema_decay", "batch_size", "max_frames", "num_steps", "seed", "log_every", "eval_every",
+               "ema_decay", "batch_size", "max_frames", "batch_shards", "num_steps", "seed", "log_every", "eval_every",
                "eval_examples", "checkpoint_every", "keep_checkpoints")
 
 

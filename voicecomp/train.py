@@ -29,7 +29,7 @@ import optax
 from voicecomp import checkpoint as checkpoint_lib
 from voicecomp import encoding, metrics
 from voicecomp.config import TrainConfig, parse_schedule
-from voicecomp.metrics import nats_per_event, per_example_nats
+from voicecomp.metrics import per_example_nats
 from voicecomp.models.multivoice import MultiVoiceModel
 
 METRICS_FILE = "metrics.jsonl"
@@ -85,10 +85,13 @@ def make_train_step(
     """Jitted ``train_step(state, batch)``; ``loss_scale`` turns nats into the training loss."""
 
     def loss_fn(params, batch):
-        duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
-        time_nats, note_nats = nats_per_event(
-            duration_logits, note_logits, batch["duration_target"], batch["notes_target"], batch["weight"]
-        )
+        # batch arrays carry a leading shard axis (one slice per device); the loss is
+        # the weighted mean over every example of the global batch.
+        time_ce, note_ce, _, _ = jax.vmap(lambda b: _shard_outputs(model, params, b))(batch)
+        weight = batch["weight"]
+        total = jnp.maximum(weight.sum(), 1.0)
+        time_nats = (time_ce * weight).sum() / total
+        note_nats = (note_ce * weight).sum() / total
         return loss_scale * (time_nats + note_nats), (time_nats, note_nats)
 
     @jax.jit
@@ -103,14 +106,18 @@ def make_train_step(
     return train_step
 
 
+def _shard_outputs(model: MultiVoiceModel, params, batch):
+    duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
+    time_ce, note_ce = per_example_nats(duration_logits, note_logits, batch["duration_target"], batch["notes_target"])
+    return time_ce, note_ce, duration_logits, note_logits
+
+
 def make_eval_step(model: MultiVoiceModel):
-    """Jitted ``eval_step(params, batch)`` -> per-example losses and logits."""
+    """Jitted ``eval_step(params, batch)`` -> per-example losses and logits, [shards, examples, ...]."""
 
     @jax.jit
     def eval_step(params, batch):
-        duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
-        time_ce, note_ce = per_example_nats(duration_logits, note_logits, batch["duration_target"], batch["notes_target"])
-        return time_ce, note_ce, duration_logits, note_logits
+        return jax.vmap(lambda b: _shard_outputs(model, params, b))(batch)
 
     return eval_step
 
@@ -137,16 +144,22 @@ def _pack(counts: np.ndarray, batch_size: int, max_frames: int) -> np.ndarray:
 class FrameBatcher:
     """Static-shape batches of whole frames from a :class:`FrameTable`.
 
-    Every batch has ``batch_size`` example slots (``weight`` 0 on padding) and
-    ``max_frames`` history rows; the examples of one frame always share a batch.
+    A batch is ``shards`` packs stacked on a leading axis (one per device in data
+    parallel training); each pack has ``batch_size / shards`` example slots
+    (``weight`` 0 on padding) and ``max_frames / shards`` history rows, and the
+    examples of one frame always share a pack.  The packing depends only on the
+    data, the seed and the epoch, never on how many devices run it.
     """
 
     def __init__(self, table: encoding.FrameTable, history: int, batch_size: int, max_frames: int,
-                 examples: Optional[np.ndarray] = None):
-        if batch_size < encoding.MAX_VOICES:
-            raise ValueError(f"batch_size must be at least {encoding.MAX_VOICES}")
-        self.table, self.history = table, history
-        self.batch_size, self.max_frames = batch_size, max_frames or batch_size
+                 examples: Optional[np.ndarray] = None, shards: int = 1):
+        max_frames = max_frames or batch_size
+        if batch_size % shards or max_frames % shards:
+            raise ValueError(f"batch_size ({batch_size}) and max_frames ({max_frames}) must divide into {shards} shards")
+        self.table, self.history, self.shards = table, history, shards
+        self.pack_examples, self.pack_frames = batch_size // shards, max_frames // shards
+        if self.pack_examples < encoding.MAX_VOICES:
+            raise ValueError(f"each shard needs at least {encoding.MAX_VOICES} example slots")
         if examples is None:
             examples = np.arange(table.num_examples)
         # examples grouped by frame (then voice): CSR over the frames that have any
@@ -158,42 +171,50 @@ class FrameBatcher:
         self.num_frames = starts.size
         self.num_examples = order.size
 
-    def _batch(self, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
+    def _pack_arrays(self, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
         lo, hi = self.frame_start[frame_ids], self.frame_start[frame_ids + 1]
         lengths = hi - lo
         flat = np.repeat(lo - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
         examples = self.example_order[flat]
         valid = examples.size
-        padded = np.concatenate([examples, np.full(self.batch_size - valid, examples[0])])
-        batch = encoding.gather_frame_batch(self.table, padded, self.history, max_frames=self.max_frames)
-        batch["weight"] = (np.arange(self.batch_size) < valid).astype(np.float32)
-        return batch
+        padded = np.concatenate([examples, np.full(self.pack_examples - valid, examples[0])])
+        pack = encoding.gather_frame_batch(self.table, padded, self.history, max_frames=self.pack_frames)
+        pack["weight"] = (np.arange(self.pack_examples) < valid).astype(np.float32)
+        return pack
 
-    def epoch_starts(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def _batch(self, packs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [self._pack_arrays(p) for p in packs]
+        while len(arrays) < self.shards:  # the tail of a sequential pass: empty packs
+            arrays.append({**arrays[0], "weight": np.zeros_like(arrays[0]["weight"])})
+        return {k: np.stack([a[k] for a in arrays]) for k in arrays[0]}
+
+    def _starts(self, counts: np.ndarray) -> np.ndarray:
+        return _pack(counts, self.pack_examples, self.pack_frames)
+
+    def epoch_packs(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng([seed, epoch]).permutation(self.num_frames)
         counts = (self.frame_start[1:] - self.frame_start[:-1])[order]
-        return order, _pack(counts, self.batch_size, self.max_frames)
+        return order, self._starts(counts)
 
     def training(self, seed: int, position: encoding.BatchPosition) -> Iterator[tuple[encoding.BatchPosition, dict]]:
-        """Endless shuffled batches from ``position``; yields the position *after* each batch."""
+        """Endless shuffled batches from ``position`` (epoch, pack); yields the position
+        *after* each batch.  An epoch's last packs that cannot fill a batch are skipped."""
         epoch, index = position.epoch, position.batch
         while True:
-            order, starts = self.epoch_starts(seed, epoch)
-            for b in range(index, len(starts) - 1):
-                batch = self._batch(order[starts[b]:starts[b + 1]])
-                yield encoding.BatchPosition(epoch, b + 1), batch
+            order, starts = self.epoch_packs(seed, epoch)
+            num_packs = len(starts) - 1
+            while index + self.shards <= num_packs:
+                packs = [order[starts[p]:starts[p + 1]] for p in range(index, index + self.shards)]
+                index += self.shards
+                yield encoding.BatchPosition(epoch, index), self._batch(packs)
             epoch, index = epoch + 1, 0
 
     def sequential(self) -> Iterator[dict]:
         """Every example once, frames in table order."""
-        counts = self.frame_start[1:] - self.frame_start[:-1]
-        starts = _pack(counts, self.batch_size, self.max_frames)
-        for b in range(len(starts) - 1):
-            yield self._batch(np.arange(starts[b], starts[b + 1]))
-
-    def num_sequential_batches(self) -> int:
-        counts = self.frame_start[1:] - self.frame_start[:-1]
-        return len(_pack(counts, self.batch_size, self.max_frames)) - 1
+        starts = self._starts(self.frame_start[1:] - self.frame_start[:-1])
+        packs = [np.arange(starts[p], starts[p + 1]) for p in range(len(starts) - 1)]
+        for i in range(0, len(packs), self.shards):
+            yield self._batch(packs[i:i + self.shards])
 
 
 # ---------------------------------------------------------------------------
@@ -229,10 +250,11 @@ def sample_examples(table: encoding.FrameTable, size: int, seed: int) -> np.ndar
 def evaluate(
     eval_step, params, table: encoding.FrameTable, history: int, *, batch_size: int, max_frames: int,
     train_events_per_beat: float, examples: Optional[np.ndarray] = None, progress: bool = False,
-    keep_predictions: bool = True,
+    keep_predictions: bool = True, placement: Optional["Placement"] = None,
 ) -> metrics.Evaluation:
     """Stream a split (or a sample of it) through the model; exact whatever the batching."""
-    batcher = FrameBatcher(table, history, batch_size, max_frames, examples)
+    placement = placement or Placement.local()
+    batcher = FrameBatcher(table, history, batch_size, max_frames, examples, shards=placement.shards)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
     bar = None
     if progress:
@@ -240,9 +262,11 @@ def evaluate(
 
         bar = tqdm(total=batcher.num_examples, unit="ex", desc="evaluating", file=sys.stderr, mininterval=1.0)
     for batch in batcher.sequential():
-        time_ce, note_ce, duration_logits, note_logits = jax.device_get(eval_step(params, _device_batch(batch)))
-        accumulator.add(time_ce, note_ce, duration_logits, note_logits, batch["duration_target"],
-                        batch["notes_target"], batch["weight"] > 0)
+        outputs = jax.device_get(eval_step(params, placement.put(batch)))
+        flat = lambda x: np.reshape(x, (-1,) + np.shape(x)[2:])  # noqa: E731 - shards x examples -> examples
+        time_ce, note_ce, duration_logits, note_logits = map(flat, outputs)
+        accumulator.add(time_ce, note_ce, duration_logits, note_logits, flat(batch["duration_target"]),
+                        flat(batch["notes_target"]), flat(batch["weight"]) > 0)
         if bar is not None:
             bar.update(int(batch["weight"].sum()))
     if bar is not None:
@@ -250,8 +274,46 @@ def evaluate(
     return accumulator.result(train_events_per_beat, table.events_per_beat)
 
 
-def _device_batch(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    return {k: jnp.asarray(v) for k, v in batch.items()}
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where batches and state live: a 1-D ``data`` mesh over all devices.
+
+    Batches are split along their leading shard axis (each process supplies its
+    own shards in multi-host runs); parameters and optimiser state are replicated.
+    """
+
+    mesh: Optional[jax.sharding.Mesh]
+    shards: int
+
+    @classmethod
+    def local(cls, shards: int = 0) -> "Placement":
+        devices = jax.devices()
+        shards = shards or len(devices)
+        if shards % len(devices):
+            return cls(mesh=None, shards=shards) if len(devices) == 1 else cls._error(shards, len(devices))
+        mesh = jax.sharding.Mesh(np.array(devices), ("data",)) if len(devices) > 1 else None
+        return cls(mesh=mesh, shards=shards)
+
+    @staticmethod
+    def _error(shards: int, devices: int):
+        raise ValueError(f"{shards} batch shards cannot be spread over {devices} devices")
+
+    def put(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        if self.mesh is None:
+            return {k: jnp.asarray(v) for k, v in batch.items()}
+        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("data"))
+        per_process = self.shards // jax.process_count()
+        lo = jax.process_index() * per_process
+        return {
+            k: jax.make_array_from_process_local_data(sharding, v[lo:lo + per_process], v.shape)
+            for k, v in batch.items()
+        }
+
+    def replicate(self, tree: Any) -> Any:
+        if self.mesh is None:
+            return tree
+        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        return jax.device_put(tree, sharding)
 
 
 # ---------------------------------------------------------------------------
@@ -354,6 +416,8 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
     data = data or load_data(config, progress=progress)
     if not config.loss_events_per_beat:
         config = config.replace(loss_events_per_beat=round(data.train_events_per_beat, 6))
+    if not config.batch_shards:
+        config = config.replace(batch_shards=jax.device_count())
     if stored is not None:
         differs = {f.name for f in dataclasses.fields(config)
                    if getattr(stored, f.name) != getattr(config, f.name)} - {"num_steps", "kernscores_dir"}
@@ -365,10 +429,13 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
     tx = make_optimizer(config)
     history = config.model.voice_history
     max_frames = config.max_frames or config.batch_size
-    batcher = FrameBatcher(data.tables["train"], history, config.batch_size, max_frames)
-    first_batch = next(batcher.sequential())
-    state = init_state(config, model, first_batch)
+    placement = Placement.local(config.batch_shards)
+    batcher = FrameBatcher(data.tables["train"], history, config.batch_size, max_frames, shards=placement.shards)
+    first_pack = {k: v[0] for k, v in next(batcher.sequential()).items()}
+    state = init_state(config, model, first_pack)
+    state = placement.replicate(state)
     print(f"model: {config.model.architecture}, {count_parameters(state.params):,} parameters; "
+          f"{placement.shards} batch shard(s) on {jax.device_count()} device(s); "
           f"train {batcher.num_examples:,} examples in {batcher.num_frames:,} frames; loss = bits/beat at "
           f"{config.loss_events_per_beat:.4f} events/beat")
 
@@ -377,6 +444,7 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
     restored = checkpointer.restore(state)
     if restored is not None:
         step, state, meta = restored
+        state = placement.replicate(state)
         position = encoding.BatchPosition(**meta["position"])
         _rewrite_metrics(workdir, [r for r in read_metrics(workdir) if r["step"] <= step])
         print(f"resumed from step {step} (epoch {position.epoch}, batch {position.batch})")
@@ -394,7 +462,7 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
         for split, examples in samples.items():
             result = evaluate(eval_step, state.ema_params, data.tables[split], history, batch_size=config.batch_size,
                               max_frames=max_frames, train_events_per_beat=config.loss_events_per_beat,
-                              examples=examples)
+                              examples=examples, placement=placement)
             row[split] = result.as_dict()
         _append_metrics(workdir, row)
         plot_learning_curves(workdir)
@@ -412,7 +480,7 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
         step = start_step
         while step < config.num_steps:
             position, batch = next(batches)
-            state, step_metrics = train_step(state, _device_batch(batch))
+            state, step_metrics = train_step(state, placement.put(batch))
             step += 1
             examples_seen += int(batch["weight"].sum())
             loss = float(step_metrics["loss"])

@@ -32,18 +32,21 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    config, model, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
+    config, _, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
     if _KERNSCORES_DIR.value:
         config = config.replace(kernscores_dir=_KERNSCORES_DIR.value)
-    data = train_lib.load_data(config, splits=(_SPLIT.value,))
-    table = data.tables[_SPLIT.value]
-    examples = train_lib.sample_examples(table, _LIMIT.value, seed=999) if _LIMIT.value else None
+    task = train_lib.make_task(config, splits=(_SPLIT.value,))
+    examples = None
+    if _LIMIT.value:
+        examples = train_lib.sample_examples(task.num_examples(_SPLIT.value), _LIMIT.value, seed=999)
+    placement = train_lib.Placement.local()
+    batcher = task.batcher(_SPLIT.value, shards=placement.shards, batch_size=_BATCH.value,
+                           max_frames=_MAX_FRAMES.value, examples=examples)
     start = time.perf_counter()
     result = train_lib.evaluate(
-        train_lib.make_eval_step(model), state.ema_params, table, config.model.voice_history,
-        batch_size=_BATCH.value, max_frames=_MAX_FRAMES.value,
-        train_events_per_beat=config.loss_events_per_beat or data.train_events_per_beat,
-        examples=examples, progress=True,
+        train_lib.make_eval_step(task), state.ema_params, batcher,
+        train_events_per_beat=config.loss_events_per_beat or task.events_per_beat("train"),
+        split_events_per_beat=task.events_per_beat(_SPLIT.value), progress=True, placement=placement,
     )
     seconds = time.perf_counter() - start
     print(f"checkpoint {_CHECKPOINT.value} (step {step}), split {_SPLIT.value}: {result.examples:,} examples "

@@ -11,6 +11,7 @@ stops the import with a message naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from fractions import Fraction
 
@@ -48,12 +49,12 @@ def import_reference(weights_path: str, workdir: str, train_events_per_beat: flo
     check_metadata(arrays)
     history = int(arrays.get("history", 10))
     config = TrainConfig(loss_events_per_beat=train_events_per_beat, experiment="multi_6 (published weights)")
-    config = config.replace(model=config.model.__class__(voice_history=history, global_history=history))
+    config = config.replace(model=dataclasses.replace(config.model, voice_history=history, global_history=history))
     params = weights.params_from_reference(arrays, config.model)["params"]
     if os.path.isdir(os.path.join(workdir, checkpoint_lib.CHECKPOINTS)):
         raise ValueError(f"{workdir} already holds checkpoints")
-    model = train_lib.MultiVoiceModel(config.model)
-    state = train_lib.init_state(config, model, train_lib._dummy_batch(config))
+    task = train_lib.make_task(config)
+    state = train_lib.init_state(config, task, task.dummy_pack())
     state = state.replace(params=params, ema_params=params)
     checkpoint_lib.write_config(workdir, config)
     checkpointer = checkpoint_lib.Checkpointer(workdir)

@@ -23,7 +23,8 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 class TrainConfig:
     """Everything that determines a training run (defaults: the published exp. 6 recipe)."""
 
-    model: MultiVoiceConfig = MultiVoiceConfig()
+    task: str = "multivoice"  # multivoice (factorisation 5) | singlevoice (factorisation 4)
+    model: Any = MultiVoiceConfig()
     # data
     corpus: str = "kernscores"
     kernscores_dir: Optional[str] = None
@@ -53,7 +54,8 @@ class TrainConfig:
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
-        data["model"]["compute_dtype"] = jnp.dtype(self.model.compute_dtype).name
+        if "compute_dtype" in data["model"]:
+            data["model"]["compute_dtype"] = jnp.dtype(self.model.compute_dtype).name
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
@@ -66,16 +68,28 @@ class TrainConfig:
         model = dict(data.pop("model", {}))
         if "compute_dtype" in model:
             model["compute_dtype"] = _DTYPES[str(model["compute_dtype"])]
+        model_class = model_config_class(data.get("task", "multivoice"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown configuration keys {sorted(unknown)}")
         if "corpora" in data:
             data["corpora"] = tuple(data["corpora"])
-        return cls(model=MultiVoiceConfig(**model), **data)
+        return cls(model=model_class(**model), **data)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def model_config_class(task: str):
+    """The model configuration dataclass of a task."""
+    if task == "multivoice":
+        return MultiVoiceConfig
+    if task == "singlevoice":
+        from voicecomp.models.singlevoice import SingleVoiceConfig
+
+        return SingleVoiceConfig
+    raise ValueError(f"unknown task {task!r}")
 
 
 def parse_schedule(text: str, default: float) -> list[tuple[int, float]]:

@@ -69,8 +69,8 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.add_decayed_weights(config.l2), core) if config.l2 else core
 
 
-def init_state(config: TrainConfig, model: MultiVoiceModel, batch: dict[str, np.ndarray]) -> TrainState:
-    params = model.init(jax.random.PRNGKey(config.seed), batch, method=model.frame_shared)["params"]
+def init_state(config: TrainConfig, task: "Task", batch: dict[str, np.ndarray]) -> TrainState:
+    params = task.init_params(jax.random.PRNGKey(config.seed), batch)
     tx = make_optimizer(config)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), ema_params=params)
 
@@ -80,14 +80,14 @@ def count_parameters(params: Any) -> int:
 
 
 def make_train_step(
-    model: MultiVoiceModel, tx: optax.GradientTransformation, loss_scale: float, ema_decay: float
+    task: "Task", tx: optax.GradientTransformation, loss_scale: float, ema_decay: float
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
     """Jitted ``train_step(state, batch)``; ``loss_scale`` turns nats into the training loss."""
 
     def loss_fn(params, batch):
         # batch arrays carry a leading shard axis (one slice per device); the loss is
         # the weighted mean over every example of the global batch.
-        time_ce, note_ce, _, _ = jax.vmap(lambda b: _shard_outputs(model, params, b))(batch)
+        time_ce, note_ce, _, _ = jax.vmap(lambda b: task.shard_outputs(params, b))(batch)
         weight = batch["weight"]
         total = jnp.maximum(weight.sum(), 1.0)
         time_nats = (time_ce * weight).sum() / total
@@ -106,18 +106,12 @@ def make_train_step(
     return train_step
 
 
-def _shard_outputs(model: MultiVoiceModel, params, batch):
-    duration_logits, note_logits = model.apply({"params": params}, batch, method=model.frame_shared)
-    time_ce, note_ce = per_example_nats(duration_logits, note_logits, batch["duration_target"], batch["notes_target"])
-    return time_ce, note_ce, duration_logits, note_logits
-
-
-def make_eval_step(model: MultiVoiceModel):
+def make_eval_step(task: "Task"):
     """Jitted ``eval_step(params, batch)`` -> per-example losses and logits, [shards, examples, ...]."""
 
     @jax.jit
     def eval_step(params, batch):
-        return jax.vmap(lambda b: _shard_outputs(model, params, b))(batch)
+        return jax.vmap(lambda b: task.shard_outputs(params, b))(batch)
 
     return eval_step
 
@@ -240,21 +234,122 @@ def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = Tr
     return Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
 
 
-def sample_examples(table: encoding.FrameTable, size: int, seed: int) -> np.ndarray:
+class Task:
+    """What the training loop needs from a factorisation: its model, batches and losses.
+
+    Subclasses: :class:`MultiVoiceTask` here, the single-voice task in
+    :mod:`voicecomp.singlevoice`.  Batchers yield dicts whose arrays carry a
+    leading shard axis and a ``weight`` per example slot; ``shard_outputs`` maps
+    one shard to per-example ``(time_ce, note_ce, duration_logits, note_logits)``
+    and carries ``duration_target`` / ``notes_target``.
+    """
+
+    name = ""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+
+    def init_params(self, rng: jax.Array, pack: dict[str, np.ndarray]) -> Any:
+        raise NotImplementedError
+
+    def shard_outputs(self, params: Any, batch: dict[str, jax.Array]):
+        raise NotImplementedError
+
+    def batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, examples=None):
+        raise NotImplementedError
+
+    def num_examples(self, split: str) -> int:
+        raise NotImplementedError
+
+    def events_per_beat(self, split: str) -> float:
+        raise NotImplementedError
+
+    def splits(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def dummy_pack(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return ""
+
+
+class MultiVoiceTask(Task):
+    """Factorisation (5): coupled multi-voice models on frame-shared batches (SPEC §1.4, §3)."""
+
+    name = "multivoice"
+
+    def __init__(self, config: TrainConfig, data: Optional[Data] = None, splits=("train", "test"), progress=True):
+        super().__init__(config)
+        self.model = MultiVoiceModel(config.model)
+        self._data = data
+        self._splits, self._progress = splits, progress
+
+    @property
+    def data(self) -> Data:
+        if self._data is None:
+            self._data = load_data(self.config, splits=self._splits, progress=self._progress)
+        return self._data
+
+    def init_params(self, rng, pack):
+        return self.model.init(rng, pack, method=self.model.frame_shared)["params"]
+
+    def shard_outputs(self, params, batch):
+        duration_logits, note_logits = self.model.apply({"params": params}, batch, method=self.model.frame_shared)
+        time_ce, note_ce = per_example_nats(duration_logits, note_logits, batch["duration_target"], batch["notes_target"])
+        return time_ce, note_ce, duration_logits, note_logits
+
+    def batcher(self, split, *, shards, batch_size, max_frames, examples=None):
+        return FrameBatcher(self.data.tables[split], self.config.model.voice_history, batch_size, max_frames,
+                            examples, shards=shards)
+
+    def num_examples(self, split):
+        return self.data.tables[split].num_examples
+
+    def events_per_beat(self, split):
+        return self.data.tables[split].events_per_beat
+
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.data.tables)
+
+    def dummy_pack(self):
+        m = self.config.model
+        b, c, v, p = encoding.MAX_VOICES, m.voice_history, m.num_voices, m.pitch_range
+        return {
+            "e": np.zeros((b, c, v, p), np.int8), "t": np.zeros((b, c, v), np.int8),
+            "f": np.zeros((b, c, v, v), np.int8), "loc": np.zeros((b,), np.int32),
+            "frame": np.arange(b, dtype=np.int32), "voice": np.zeros((b,), np.int32),
+            "y": np.zeros((b, v, p), np.int8), "yt": np.zeros((b, v), np.int8), "yf": np.zeros((b, v, v), np.int8),
+        }
+
+    def describe(self):
+        return f"{self.config.model.architecture} multi-voice model"
+
+
+def make_task(config: TrainConfig, **kwargs) -> Task:
+    """The task of a configuration (``config.task``)."""
+    if config.task == "multivoice":
+        return MultiVoiceTask(config, **kwargs)
+    if config.task == "singlevoice":
+        from voicecomp.singlevoice import SingleVoiceTask
+
+        return SingleVoiceTask(config, **kwargs)
+    raise ValueError(f"unknown task {config.task!r}; expected multivoice or singlevoice")
+
+
+def sample_examples(num_examples: int, size: int, seed: int) -> np.ndarray:
     """A fixed seeded sample of example indices (all of them if the split is small)."""
-    if size <= 0 or size >= table.num_examples:
-        return np.arange(table.num_examples)
-    return np.sort(np.random.default_rng(seed).choice(table.num_examples, size, replace=False))
+    if size <= 0 or size >= num_examples:
+        return np.arange(num_examples)
+    return np.sort(np.random.default_rng(seed).choice(num_examples, size, replace=False))
 
 
 def evaluate(
-    eval_step, params, table: encoding.FrameTable, history: int, *, batch_size: int, max_frames: int,
-    train_events_per_beat: float, examples: Optional[np.ndarray] = None, progress: bool = False,
-    keep_predictions: bool = True, placement: Optional["Placement"] = None,
+    eval_step, params, batcher, *, train_events_per_beat: float, split_events_per_beat: float,
+    progress: bool = False, keep_predictions: bool = True, placement: Optional["Placement"] = None,
 ) -> metrics.Evaluation:
-    """Stream a split (or a sample of it) through the model; exact whatever the batching."""
-    placement = placement or Placement.local()
-    batcher = FrameBatcher(table, history, batch_size, max_frames, examples, shards=placement.shards)
+    """Stream every example of ``batcher`` through the model; exact whatever the batching."""
+    placement = placement or Placement.local(batcher.shards)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
     bar = None
     if progress:
@@ -271,7 +366,7 @@ def evaluate(
             bar.update(int(batch["weight"].sum()))
     if bar is not None:
         bar.close()
-    return accumulator.result(train_events_per_beat, table.events_per_beat)
+    return accumulator.result(train_events_per_beat, split_events_per_beat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,15 +502,17 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, progress: bool = True) -> TrainState:
+def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, task: Optional[Task] = None,
+          progress: bool = True) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state."""
     os.makedirs(workdir, exist_ok=True)
     stored = None
     if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
         stored = checkpoint_lib.read_config(workdir)
-    data = data or load_data(config, progress=progress)
+    if task is None:
+        task = make_task(config, data=data, progress=progress) if data is not None else make_task(config, progress=progress)
     if not config.loss_events_per_beat:
-        config = config.replace(loss_events_per_beat=round(data.train_events_per_beat, 6))
+        config = config.replace(loss_events_per_beat=round(task.events_per_beat("train"), 6))
     if not config.batch_shards:
         config = config.replace(batch_shards=jax.device_count())
     if stored is not None:
@@ -424,20 +521,18 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
         if differs:
             raise ValueError(f"{workdir} holds a run with different settings ({sorted(differs)}); use a new --workdir")
     checkpoint_lib.write_config(workdir, config)
+    task.config = config
 
-    model = MultiVoiceModel(config.model)
     tx = make_optimizer(config)
-    history = config.model.voice_history
     max_frames = config.max_frames or config.batch_size
     placement = Placement.local(config.batch_shards)
-    batcher = FrameBatcher(data.tables["train"], history, config.batch_size, max_frames, shards=placement.shards)
+    batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames)
     first_pack = {k: v[0] for k, v in next(batcher.sequential()).items()}
-    state = init_state(config, model, first_pack)
+    state = init_state(config, task, first_pack)
     state = placement.replicate(state)
-    print(f"model: {config.model.architecture}, {count_parameters(state.params):,} parameters; "
+    print(f"model: {task.describe()}, {count_parameters(state.params):,} parameters; "
           f"{placement.shards} batch shard(s) on {jax.device_count()} device(s); "
-          f"train {batcher.num_examples:,} examples in {batcher.num_frames:,} frames; loss = bits/beat at "
-          f"{config.loss_events_per_beat:.4f} events/beat")
+          f"train {batcher.num_examples:,} examples; loss = bits/beat at {config.loss_events_per_beat:.4f} events/beat")
 
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
     position = encoding.BatchPosition()
@@ -450,23 +545,24 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, pro
         print(f"resumed from step {step} (epoch {position.epoch}, batch {position.batch})")
     start_step = int(state.step)
 
-    train_step = make_train_step(model, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
-    eval_step = make_eval_step(model)
-    samples = {
-        split: sample_examples(data.tables[split], config.eval_examples, seed=999 + i)
-        for i, split in enumerate(("test", "train")) if split in data.tables
+    train_step = make_train_step(task, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
+    eval_step = make_eval_step(task)
+    eval_batchers = {
+        split: task.batcher(split, shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames,
+                            examples=sample_examples(task.num_examples(split), config.eval_examples, seed=999 + i))
+        for i, split in enumerate(("test", "train")) if split in task.splits()
     }
 
     def run_eval(step: int) -> None:
         row: dict[str, Any] = {"kind": "eval", "step": step}
-        for split, examples in samples.items():
-            result = evaluate(eval_step, state.ema_params, data.tables[split], history, batch_size=config.batch_size,
-                              max_frames=max_frames, train_events_per_beat=config.loss_events_per_beat,
-                              examples=examples, placement=placement)
+        for split, eval_batcher in eval_batchers.items():
+            result = evaluate(eval_step, state.ema_params, eval_batcher,
+                              train_events_per_beat=config.loss_events_per_beat,
+                              split_events_per_beat=task.events_per_beat(split), placement=placement)
             row[split] = result.as_dict()
         _append_metrics(workdir, row)
         plot_learning_curves(workdir)
-        summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in samples)
+        summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in eval_batchers)
         print(f"step {step:>8}  eval (iterate average, bits/beat at {config.loss_events_per_beat:.4f}): {summary}")
 
     def save(step: int) -> None:
@@ -525,26 +621,15 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def load_checkpoint(workdir: str, step: Optional[int] = None) -> tuple[TrainConfig, MultiVoiceModel, TrainState, int]:
-    """Config, model and restored state of a work directory (newest readable step)."""
+def load_checkpoint(workdir: str, step: Optional[int] = None) -> tuple[TrainConfig, Task, TrainState, int]:
+    """Config, task (its data loads lazily) and restored state of a work directory (newest readable step)."""
     config = checkpoint_lib.read_config(workdir)
-    model = MultiVoiceModel(config.model)
-    dummy = _dummy_batch(config)
-    state = init_state(config, model, dummy)
+    task = make_task(config)
+    state = init_state(config, task, task.dummy_pack())
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
     restored = checkpointer.restore(state, step)
     checkpointer.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {workdir}")
     found_step, state, _ = restored
-    return config, model, state, found_step
-
-
-def _dummy_batch(config: TrainConfig) -> dict[str, np.ndarray]:
-    m = config.model
-    b, c, v, p = encoding.MAX_VOICES, m.voice_history, m.num_voices, m.pitch_range
-    return {
-        "e": np.zeros((b, c, v, p), np.int8), "t": np.zeros((b, c, v), np.int8), "f": np.zeros((b, c, v, v), np.int8),
-        "loc": np.zeros((b,), np.int32), "frame": np.arange(b, dtype=np.int32), "voice": np.zeros((b,), np.int32),
-        "y": np.zeros((b, v, p), np.int8), "yt": np.zeros((b, v), np.int8), "yf": np.zeros((b, v, v), np.int8),
-    }
+    return config, task, state, found_step

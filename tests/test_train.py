@@ -101,3 +101,26 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     losses = lambda d: [(r["step"], r["loss"]) for r in train_lib.read_metrics(str(d)) if r["kind"] == "train"]
     assert losses(straight) == losses(resumed)
+
+
+def test_leaving_idle_channels_out_is_exact(frame_tables):
+    """Evaluation batches drop channels that stay EMPTY through a window; nothing changes."""
+    config = TINY.replace(model=TINY_MODEL.__class__(voice_history=3, global_history=3, duration_hidden=16,
+                                                     notes_hidden=16, pitch_embedding=8, init_std=0.2))
+    data = train_lib.Data(tables={"train": frame_tables["test"], "test": frame_tables["test"]},
+                          train_events_per_beat=frame_tables["test"].events_per_beat)
+    task = train_lib.MultiVoiceTask(config, data=data)
+    params = task.init_params(jax.random.PRNGKey(0), task.dummy_pack())
+    examples = train_lib.sample_examples(task.num_examples("test"), 600, seed=0)
+    results = {}
+    for drop in (False, True):
+        batcher = train_lib.FrameBatcher(frame_tables["test"], 3, 64, 32, examples, drop_idle_channels=drop)
+        if drop:
+            channels = {b["e"].shape[3] for b in batcher.sequential()}
+            assert len(channels) > 1 and min(channels) < 6
+        results[drop] = train_lib.evaluate(train_lib.make_eval_step(task), params, batcher,
+                                           train_events_per_beat=4.0, split_events_per_beat=4.0)
+    assert results[True].examples == results[False].examples == 600
+    np.testing.assert_allclose(results[True].time_nats, results[False].time_nats, rtol=1e-6)
+    np.testing.assert_allclose(results[True].note_nats, results[False].note_nats, rtol=1e-6)
+    assert results[True].note_ap == pytest.approx(results[False].note_ap, abs=1e-9)

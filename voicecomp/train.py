@@ -146,7 +146,7 @@ class FrameBatcher:
     """
 
     def __init__(self, table: encoding.FrameTable, history: int, batch_size: int, max_frames: int,
-                 examples: Optional[np.ndarray] = None, shards: int = 1):
+                 examples: Optional[np.ndarray] = None, shards: int = 1, drop_idle_channels: bool = False):
         max_frames = max_frames or batch_size
         if batch_size % shards or max_frames % shards:
             raise ValueError(f"batch_size ({batch_size}) and max_frames ({max_frames}) must divide into {shards} shards")
@@ -164,6 +164,9 @@ class FrameBatcher:
         self.frame_start = np.r_[starts, order.size]
         self.num_frames = starts.size
         self.num_examples = order.size
+        self.drop_idle_channels = drop_idle_channels
+        if drop_idle_channels:
+            self.active_channels = self._active_channels(frames[starts])
 
     def _pack_arrays(self, frame_ids: np.ndarray) -> dict[str, np.ndarray]:
         lo, hi = self.frame_start[frame_ids], self.frame_start[frame_ids + 1]
@@ -203,12 +206,45 @@ class FrameBatcher:
                 yield encoding.BatchPosition(epoch, index), self._batch(packs)
             epoch, index = epoch + 1, 0
 
+    def _active_channels(self, frames: np.ndarray) -> np.ndarray:
+        """Per frame: channels up to the highest one used anywhere in its window (history and
+        current frame); all of them where the window reaches before the score's start, whose
+        padding rows flow into every channel."""
+        table, v = self.table, encoding.MAX_VOICES
+        used = table.durations != encoding.EMPTY
+        top = np.where(used.any(axis=1), v - np.argmax(used[:, ::-1], axis=1), 0)
+        window = frames[:, None] + np.arange(-self.history, 1)
+        padded = (window < table.first_frame[frames][:, None]).any(axis=1)
+        count = top[np.maximum(window, 0)].max(axis=1)
+        # 1-voice windows are rare: batch them with 2-voice ones (one compile fewer)
+        return np.where(padded, v, np.maximum(count, 2))
+
     def sequential(self) -> Iterator[dict]:
-        """Every example once, frames in table order."""
-        starts = self._starts(self.frame_start[1:] - self.frame_start[:-1])
-        packs = [np.arange(starts[p], starts[p + 1]) for p in range(len(starts) - 1)]
-        for i in range(0, len(packs), self.shards):
-            yield self._batch(packs[i:i + self.shards])
+        """Every example once, frames in table order (grouped by active channels when
+        ``drop_idle_channels``: each such batch leaves the idle channels out)."""
+        groups = [(encoding.MAX_VOICES, np.arange(self.num_frames))]
+        if self.drop_idle_channels:
+            groups = [(k, np.flatnonzero(self.active_channels == k)) for k in np.unique(self.active_channels)]
+        for channels, frame_ids in groups:
+            counts = (self.frame_start[1:] - self.frame_start[:-1])[frame_ids]
+            starts = self._starts(counts)
+            packs = [frame_ids[starts[p]:starts[p + 1]] for p in range(len(starts) - 1)]
+            for i in range(0, len(packs), self.shards):
+                yield _keep_channels(self._batch(packs[i:i + self.shards]), int(channels))
+
+
+def _keep_channels(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.ndarray]:
+    """Leave out channels >= ``channels`` of a (shard-stacked) frame-shared batch."""
+    if channels == encoding.MAX_VOICES:
+        return batch
+    out = dict(batch)
+    out["e"] = batch["e"][:, :, :, :channels]
+    out["t"] = batch["t"][..., :channels]
+    out["f"] = batch["f"][..., :channels, :channels]
+    out["y"] = batch["y"][:, :, :channels]
+    out["yt"] = batch["yt"][..., :channels]
+    out["yf"] = batch["yf"][..., :channels, :channels]
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -301,7 +337,8 @@ class MultiVoiceTask(Task):
 
     def batcher(self, split, *, shards, batch_size, max_frames, examples=None):
         return FrameBatcher(self.data.tables[split], self.config.model.voice_history, batch_size, max_frames,
-                            examples, shards=shards)
+                            examples, shards=shards,
+                            drop_idle_channels=self.config.model.architecture == "hierarchical")
 
     def num_examples(self, split):
         return self.data.tables[split].num_examples

@@ -36,6 +36,7 @@ Array = jax.Array
 ARCHITECTURES = ("hierarchical", "distributed", "independent")
 # Duration vocabulary indices 0..2 are CONT, EMPTY, START; the predicted note values follow.
 NOTE_VALUE_OFFSET = 3
+EMPTY_INDEX = 1  # vocabulary index of an unused channel
 PER_EXAMPLE_KEYS = ("e", "t", "f", "y", "yt", "yf", "loc")
 FRAME_SHARED_KEYS = ("e", "t", "f", "loc", "frame", "voice", "y", "yt", "yf")
 
@@ -111,6 +112,11 @@ def _mix_voices(mixing: Array, voice_state: Array) -> Array:
     flat = voice_state.reshape(batch, voices, -1)
     mixed = jnp.einsum("bsd,bsx->bdx", mixing.astype(flat.dtype), flat)
     return mixed.reshape(voice_state.shape)
+
+
+def _voice_sum(voice_state: Array, idle_sum: Optional[Array]) -> Array:
+    total = voice_state.sum(axis=1)
+    return total if idle_sum is None else total + idle_sum
 
 
 def _swap_permutation(voice: Array, num_voices: int) -> Array:
@@ -289,18 +295,21 @@ class GlobalCell(nn.Module):
     def project(self, global_state: Array) -> Array:
         return _matmul(global_state, self.recurrent, self.compute_dtype)
 
-    def __call__(self, projected_global: Optional[Array], voice_state: Array) -> Array:
-        """Update from an already projected ``global_state @ W`` (None: the state is zero)."""
-        pre_activation = _matmul(voice_state.sum(axis=1), self.from_voices, self.compute_dtype)
+    def __call__(self, projected_global: Optional[Array], voice_state: Array, idle_sum: Optional[Array] = None) -> Array:
+        """Update from an already projected ``global_state @ W`` (None: the state is zero).
+
+        ``idle_sum`` is the summed state of channels left out of ``voice_state`` (see
+        :meth:`MultiVoiceModel.frame_shared`)."""
+        pre_activation = _matmul(_voice_sum(voice_state, idle_sum), self.from_voices, self.compute_dtype)
         if projected_global is not None:
             pre_activation = pre_activation + projected_global
         return jax.nn.relu(pre_activation)
 
-    def step(self, global_state: Optional[Array], voice_state: Array) -> Array:
+    def step(self, global_state: Optional[Array], voice_state: Array, idle_sum: Optional[Array] = None) -> Array:
         """Update from the state itself; both matmuls as one (None: the state is zero)."""
         if global_state is None:
-            return self(None, voice_state)
-        features = jnp.concatenate([global_state, voice_state.sum(axis=1)], axis=-1)
+            return self(None, voice_state, idle_sum)
+        features = jnp.concatenate([global_state, _voice_sum(voice_state, idle_sum)], axis=-1)
         kernel = jnp.concatenate([self.recurrent, self.from_voices], axis=0)
         return jax.nn.relu(_matmul(features, kernel, self.compute_dtype))
 
@@ -372,6 +381,7 @@ class CoupledRecurrence(nn.Module):
         flows: Array,
         num_steps: int,
         input_kernel: Optional[Array] = None,
+        idle_sum: Optional[Array] = None,
     ) -> tuple[Array, Optional[Array]]:
         """Runs the history steps ``0..num_steps-1`` from zero states.
 
@@ -399,7 +409,7 @@ class CoupledRecurrence(nn.Module):
                     mixed_projected = self.voice_cell.project_with_inputs(mixed_state, features, input_kernel)
             voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
             if self._hierarchical and k >= self.config.global_start:
-                global_state = self.global_cell.step(global_state, voice_state)
+                global_state = self.global_cell.step(global_state, voice_state, idle_sum)
         assert voice_state is not None
         return voice_state, global_state
 
@@ -411,6 +421,7 @@ class CoupledRecurrence(nn.Module):
         voice: Array,
         current_flow: Array,
         drive: Array,
+        idle_sum: Optional[Array] = None,
     ) -> Array:
         """The current step per example, from per-frame history states, then the readout.
 
@@ -437,7 +448,7 @@ class CoupledRecurrence(nn.Module):
             projected_global = None
             if global_state is not None:
                 projected_global = jnp.take(self.global_cell.project(global_state), frame, axis=0)
-            new_global_state = self.global_cell(projected_global, new_voice_state)
+            new_global_state = self.global_cell(projected_global, new_voice_state, idle_sum)
             return self.readout(new_voice_state[:, 0], new_global_state)
         return self.readout(new_voice_state[:, 0], new_voice_state.sum(axis=1))
 
@@ -461,20 +472,27 @@ class CoupledDurationNet(nn.Module):
             cfg, h, cfg.num_note_values, cfg.num_note_values, distributed_pooling="projected"
         )
 
-    def history(self, e: Array, t: Array, f: Array, loc: Array) -> tuple[Array, Optional[Array]]:
+    def idle_state(self, loc: Array) -> Array:
+        """State of an EMPTY channel with no incoming flow: ``relu(drive_EMPTY)``, ``[B, H]``."""
+        empty = self.duration_embed(jnp.full((1,), EMPTY_INDEX, jnp.int32))
+        return jax.nn.relu(empty + self.location_embed(loc))
+
+    def history(self, e: Array, t: Array, f: Array, loc: Array, idle_voices: int = 0) -> tuple[Array, Optional[Array]]:
         """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``, ``loc [Bf]``."""
         drive = self.duration_embed(t) + self.pitch_class_embed(e) + self.location_embed(loc)[:, None, None]
-        return self.recurrence.history(lambda k: (drive[:, k], None), f, e.shape[1])
+        idle_sum = idle_voices * self.idle_state(loc) if idle_voices else None
+        return self.recurrence.history(lambda k: (drive[:, k], None), f, e.shape[1], idle_sum=idle_sum)
 
     def __call__(
         self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
-        y: Array, yt: Array, yf: Array, loc: Array,
+        y: Array, yt: Array, yf: Array, loc: Array, idle_voices: int = 0,
     ) -> Array:
         """Current step per example; ``loc [B]`` per example. Returns ``[B, 52]`` logits."""
         drive = self.duration_embed(yt) + self.pitch_class_embed(y)
         # Channel 0's duration and notes are what is being predicted.
         drive = drive.at[:, 0].set(0.0) + self.location_embed(loc)[:, None]
-        return self.recurrence.last_step(*states, frame, voice, yf, drive)
+        idle_sum = idle_voices * self.idle_state(loc) if idle_voices else None
+        return self.recurrence.last_step(*states, frame, voice, yf, drive, idle_sum)
 
 
 class CoupledNotesNet(nn.Module):
@@ -491,7 +509,12 @@ class CoupledNotesNet(nn.Module):
         self.duration_embed = Embedding(cfg.num_durations, h, cfg.init_std)
         self.recurrence = CoupledRecurrence(cfg, h, 1, m, distributed_pooling="raw")
 
-    def history(self, e: Array, t: Array, f: Array) -> tuple[Array, Optional[Array]]:
+    def idle_state(self) -> Array:
+        """State of an EMPTY channel with no incoming flow: ``relu(drive_EMPTY)``, ``[M, H]``."""
+        empty = self.duration_embed(jnp.full((1,), EMPTY_INDEX, jnp.int32))
+        return jax.nn.relu(empty + self.absolute_pitch())
+
+    def history(self, e: Array, t: Array, f: Array, idle_voices: int = 0) -> tuple[Array, Optional[Array]]:
         """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``."""
         relative = self.pitch_embedding.relative(e)  # [Bf, C, V, M, knote]: 8x smaller than H
         duration = self.duration_embed(t)
@@ -500,11 +523,12 @@ class CoupledNotesNet(nn.Module):
         def drive_at(k: int) -> tuple[Array, Array]:
             return duration[:, k, :, None] + absolute, relative[:, k]
 
-        return self.recurrence.history(drive_at, f, e.shape[1], self.pitch_embedding.projection)
+        idle_sum = idle_voices * self.idle_state() if idle_voices else None
+        return self.recurrence.history(drive_at, f, e.shape[1], self.pitch_embedding.projection, idle_sum)
 
     def __call__(
         self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
-        y: Array, yt: Array, yf: Array,
+        y: Array, yt: Array, yf: Array, idle_voices: int = 0,
     ) -> Array:
         """Current step per example. Returns ``[B, 78]`` logits."""
         others = self.pitch_embedding(y[:, 1:])
@@ -512,7 +536,8 @@ class CoupledNotesNet(nn.Module):
         own = self.causal_pitch_embedding(y[:, 0])[:, None]
         drive = jnp.concatenate([own, others], axis=1)
         drive = drive + self.duration_embed(yt)[:, :, None] + self.absolute_pitch()
-        return self.recurrence.last_step(*states, frame, voice, yf, drive)
+        idle_sum = idle_voices * self.idle_state() if idle_voices else None
+        return self.recurrence.last_step(*states, frame, voice, yf, drive, idle_sum)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,9 +637,11 @@ def _check_frame_shared(inputs: Mapping[str, Array], cfg: MultiVoiceConfig) -> N
     missing = [k for k in FRAME_SHARED_KEYS if k not in inputs]
     if missing:
         raise KeyError(f"frame-shared inputs lack {missing}; expected keys {FRAME_SHARED_KEYS}")
-    v, m = cfg.num_voices, cfg.pitch_range
-    bf, c = inputs["e"].shape[:2]
+    m = cfg.pitch_range
+    bf, c, v = inputs["e"].shape[:3]
     b = inputs["frame"].shape[0]
+    if v < cfg.num_voices and cfg.architecture != "hierarchical":
+        raise ValueError("only hierarchical models accept inputs with idle channels left out")
     chex.assert_shape(inputs["e"], (bf, c, v, m))
     chex.assert_shape(inputs["t"], (bf, c, v))
     chex.assert_shape(inputs["f"], (bf, c, v, v))
@@ -654,7 +681,12 @@ class MultiVoiceModel(nn.Module):
 
     def frame_shared(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
         """Frame-shared entry point: history ``e,t,f,loc`` per frame (unswapped); ``frame``,
-        ``voice``, ``y``, ``yt``, ``yf`` per example (``y/yt/yf`` already swapped)."""
+        ``voice``, ``y``, ``yt``, ``yf`` per example (``y/yt/yf`` already swapped).
+
+        Hierarchical models also accept fewer than ``num_voices`` channels when every left-out
+        (highest) channel is EMPTY throughout the window with no flow into it: such a channel's
+        state is ``relu(drive_EMPTY)`` at every step, so it enters the global sum as a constant
+        and its recurrence need not run (an exact saving for 2-5 voice music)."""
         _check_frame_shared(inputs, self.config)
         return self._forward(inputs)
 
@@ -678,10 +710,11 @@ class MultiVoiceModel(nn.Module):
             duration_logits = self.duration(e0, t0, loc)
             note_logits = self.notes(e0, t0, y[:, 0], yt[:, 0])
         else:
-            duration_states = self.duration.history(e, t, f, frame_loc)
-            duration_logits = self.duration(duration_states, frame, voice, y, yt, yf, loc)
-            notes_states = self.notes.history(e, t, f)
-            note_logits = self.notes(notes_states, frame, voice, y, yt, yf)
+            idle = cfg.num_voices - e.shape[2]
+            duration_states = self.duration.history(e, t, f, frame_loc, idle)
+            duration_logits = self.duration(duration_states, frame, voice, y, yt, yf, loc, idle)
+            notes_states = self.notes.history(e, t, f, idle)
+            note_logits = self.notes(notes_states, frame, voice, y, yt, yf, idle)
 
         batch = y.shape[0]
         chex.assert_shape(duration_logits, (batch, cfg.num_note_values))

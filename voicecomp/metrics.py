@@ -30,8 +30,9 @@ def per_example_nats(
     time_ce = -jnp.take_along_axis(log_probs, duration_target.astype(jnp.int32)[:, None], axis=-1)[:, 0]
     x = note_logits.astype(jnp.float32)
     z = notes_target.astype(jnp.float32)
-    # stable BCE with logits: max(x, 0) - x z + log(1 + exp(-|x|))
-    note_ce = (jnp.maximum(x, 0.0) - x * z + jnp.log1p(jnp.exp(-jnp.abs(x)))).sum(axis=-1)
+    # BCE with logits = softplus(x) - x z; softplus keeps it stable and its gradient
+    # (sigmoid(x) - z) right at x = 0, where max(x, 0) + log1p(exp(-|x|)) has a kink.
+    note_ce = (jax.nn.softplus(x) - x * z).sum(axis=-1)
     return time_ce, note_ce
 
 

@@ -1,0 +1,107 @@
+"""Reproduce rows of Table 6 (single-voice models) and print measured vs published bits/beat.
+
+  python experiments/reproduce_singlevoice.py --rows=1,2,3,4,8,9,10,16 --kernscores_dir=../shared/kernscores
+  python experiments/reproduce_singlevoice.py --rows=6 --steps=3000 --hidden=300
+
+Each row trains its preset (``voicecomp.singlevoice.SINGLE_VOICE_PRESETS``: batch 300, SGD
+momentum 0.95, the notebook's two learning-rate stages, iterate averaging 0.999) on the full
+train parts for ``--steps`` steps (default: the row's preset count scaled by ``--scale``; the
+learning rate drops at the same fraction of the run as in the preset), then evaluates the
+iterate average on the full test parts at the fixed 1.219 events per beat.  Wall time covers
+training and evaluation.  Not a test: minutes per linear row on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import jax
+
+from voicecomp import train as train_lib
+from voicecomp import singlevoice as sv
+from voicecomp.config import parse_schedule
+
+
+def scaled_config(config, steps: int, hidden: int | None):
+    points = parse_schedule(config.lr_schedule, config.learning_rate)
+    schedule = ""
+    if len(points) > 1:
+        schedule = ",".join(f"{v}@{int(round(s * steps / config.num_steps))}" for s, v in points)
+    model = config.model if hidden is None else dataclasses.replace(config.model, hidden=hidden)
+    return config.replace(num_steps=steps, lr_schedule=schedule, model=model, eval_every=0,
+                          checkpoint_every=0, log_every=max(steps // 5, 1), keep_checkpoints=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="1,2,3,4,8,9,10,16")
+    parser.add_argument("--steps", type=int, default=0, help="training steps per row (0: preset x --scale)")
+    parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--hidden", type=int, default=None, help="override the hidden size (default: preset, 300)")
+    parser.add_argument("--kernscores_dir", default=None)
+    parser.add_argument("--workdir", default="/tmp/voicecomp_singlevoice")
+    parser.add_argument("--eval_batch", type=int, default=3000)
+    parser.add_argument("--results", default="", help="append one JSON line per row to this file")
+    args = parser.parse_args()
+
+    from voicecomp.data.corpus import load_corpus
+
+    start = time.perf_counter()
+    corpus = load_corpus("kernscores", kernscores_dir=args.kernscores_dir, progress=False)
+    tables = {split: sv.build_parts(corpus, split) for split in ("train", "test")}
+    print(f"parts: train {tables['train'].num_examples:,} events, test {tables['test'].num_examples:,} "
+          f"({time.perf_counter() - start:.1f} s)", flush=True)
+
+    rows = []
+    for row in [int(r) for r in args.rows.split(",") if r]:
+        name = f"single_{row:02d}"
+        preset = sv.SINGLE_VOICE_PRESETS[name]
+        steps = args.steps or max(int(preset.num_steps * args.scale), 1)
+        config = scaled_config(preset, steps, args.hidden)
+        if args.kernscores_dir:
+            config = config.replace(kernscores_dir=args.kernscores_dir)
+        workdir = os.path.join(args.workdir, name)
+        shutil.rmtree(workdir, ignore_errors=True)
+        task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
+        tick = time.perf_counter()
+        print(f"== {name}: {config.model.describe()}; {steps} steps, lr {config.learning_rate} "
+              f"schedule '{config.lr_schedule}'", flush=True)
+        state = train_lib.train(config, workdir, task=task, progress=True)
+        train_s = time.perf_counter() - tick
+        result = train_lib.evaluate(
+            train_lib.make_eval_step(task), state.ema_params,
+            task.batcher("test", shards=1, batch_size=args.eval_batch),
+            train_events_per_beat=sv.REFERENCE_EVENTS_PER_BEAT, split_events_per_beat=sv.REFERENCE_EVENTS_PER_BEAT,
+            keep_predictions=False,
+        )
+        wall = time.perf_counter() - tick
+        bits = result.bits(sv.REFERENCE_EVENTS_PER_BEAT)
+        entry = {"row": row, "name": name, "describe": config.model.describe(), "steps": steps,
+                 "params": train_lib.count_parameters(state.params), "time": bits["time"],
+                 "notes": bits["notes"], "total": bits["total"], "train_s": train_s, "wall_s": wall,
+                 "paper": sv.SINGLE_VOICE_PAPER.get(name)}
+        rows.append(entry)
+        print(f"-> {name}: time {bits['time']:.3f} notes {bits['notes']:.3f} total {bits['total']:.3f} "
+              f"bits/beat ({wall:.0f} s)", flush=True)
+        if args.results:
+            with open(args.results, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        jax.clear_caches()
+
+    print()
+    print(f"{'row':<10}{'steps':>8}{'params':>10}{'time':>8}{'notes':>8}{'total':>8}   "
+          f"{'paper t':>8}{'paper n':>8}{'paper':>8}{'wall s':>8}")
+    for r in rows:
+        paper = r["paper"]
+        ref = f"{paper[0]:>8.2f}{paper[1]:>8.2f}{sum(paper):>8.2f}" if paper else f"{'-':>8}{'-':>8}{'-':>8}"
+        print(f"{r['name']:<10}{r['steps']:>8}{r['params']:>10,}{r['time']:>8.3f}{r['notes']:>8.3f}"
+              f"{r['total']:>8.3f}   {ref}{r['wall_s']:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Single-voice models and task (Table 6): presets train, transposition equivariance, causal masking."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from voicecomp import singlevoice as sv
+from voicecomp import train as train_lib
+from voicecomp.encoding import BatchPosition
+from voicecomp.models.singlevoice import SingleVoiceConfig, SingleVoiceModel
+
+TRAIN_IDS = ("bach.chorales.chor001", "bach.chorales.chor002", "bach.chorales.chor003")
+TEST_IDS = ("bach.chorales.chor006", "bach.chorales.chor027")
+SMALL = dict(hidden=8, embed_dim=4)
+
+
+class SubCorpus:
+    """A corpus view holding only a few scores (same split assignment)."""
+
+    def __init__(self, corpus, ids):
+        self._corpus, self._ids = corpus, set(ids)
+        self.scores = corpus.scores
+
+    def split_ids(self, split):
+        return [s for s in self._corpus.split_ids(split) if s in self._ids]
+
+    def is_piano(self, score_id):
+        return self._corpus.is_piano(score_id)
+
+
+@pytest.fixture(scope="module")
+def small(kernscores_corpus):
+    corpus = SubCorpus(kernscores_corpus, TRAIN_IDS + TEST_IDS)
+    tables = {split: sv.build_parts(corpus, split) for split in ("train", "test")}
+    assert tables["train"].num_parts == 12 and tables["test"].num_parts == 8
+    return corpus, tables
+
+
+def _small_config(name, **model_changes):
+    config = sv.SINGLE_VOICE_PRESETS[name]
+    return config.replace(model=dataclasses.replace(config.model, **{**SMALL, **model_changes}), batch_size=30,
+                          batch_shards=1, num_steps=1, eval_every=0, checkpoint_every=0, log_every=1)
+
+
+def test_presets_cover_table6():
+    assert sorted(sv.SINGLE_VOICE_PRESETS) == [f"single_{i:02d}" for i in range(1, 23)]
+    for name, config in sv.SINGLE_VOICE_PRESETS.items():
+        assert config.task == "singlevoice" and config.experiment == name
+        assert config.loss_events_per_beat == pytest.approx(1.219) and config.batch_size == 300
+        assert config.model.hidden == 300 and config.model.init_scale == 0.01
+        # JSON round trip (checkpoints carry the configuration)
+        from voicecomp.config import TrainConfig
+
+        assert TrainConfig.from_json(config.to_json()) == config
+    assert set(sv.SINGLE_VOICE_PAPER) <= set(sv.SINGLE_VOICE_PRESETS)
+    assert sum(sv.SINGLE_VOICE_PAPER["single_01"]) == pytest.approx(10.07)
+    history = {n: c.model.history for n, c in sv.SINGLE_VOICE_PRESETS.items()}
+    assert history["single_02"] == 1 and history["single_09"] == 5 and history["single_16"] == 10
+    assert sv.SINGLE_VOICE_PRESETS["single_22"].model.history_source == "frame"
+
+
+def test_every_preset_takes_a_finite_training_step(small):
+    corpus, tables = small
+    for name in sorted(sv.SINGLE_VOICE_PRESETS):
+        config = _small_config(name)
+        task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
+        batcher = task.batcher("train", shards=1, batch_size=config.batch_size)
+        _, batch = next(batcher.training(config.seed, BatchPosition()))
+        state = train_lib.init_state(config, task, {k: v[0] for k, v in batch.items()})
+        step = train_lib.make_train_step(task, train_lib.make_optimizer(config), 1.219 / math.log(2), 0.999)
+        with jax.disable_jit():  # op by op: 22 compilations would dominate the test's time
+            state, metrics = step(state, batch)
+        assert math.isfinite(float(metrics["loss"])), name
+        assert set(state.params) == {"duration", "notes"}  # disjoint networks
+        assert int(state.step) == 1
+        assert task.describe().startswith("single-voice")
+
+
+def test_train_loop_runs_a_preset(small, tmp_path):
+    corpus, tables = small
+    config = _small_config("single_10").replace(num_steps=3, eval_every=3, eval_examples=60)
+    task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
+    state = train_lib.train(config, str(tmp_path), task=task, progress=False)
+    assert int(state.step) == 3
+    rows = train_lib.read_metrics(str(tmp_path))
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert evals and evals[-1]["test"]["bits_per_beat_reference"]["events_per_beat"] == pytest.approx(1.219)
+    assert math.isfinite(evals[-1]["test"]["bits_per_beat_reference"]["total"])
+
+
+def test_batcher_order_is_resumable_and_sequential_pads(small):
+    _, tables = small
+    config = _small_config("single_03")
+    task = sv.SingleVoiceTask(config, data=tables)
+    batcher = task.batcher("train", shards=2, batch_size=30)
+    stream = batcher.training(7, BatchPosition())
+    batches = [next(stream) for _ in range(5)]
+    position, _ = batches[2]
+    resumed = next(batcher.training(7, position))
+    np.testing.assert_array_equal(resumed[1]["y"], batches[3][1]["y"])
+    assert batches[0][1]["e"].shape == (2, 15, 1, 78)
+    total = sum(float(b["weight"].sum()) for b in batcher.sequential())
+    assert total == tables["train"].num_examples
+    assert task.events_per_beat("test") == pytest.approx(1.219)
+
+
+def _random_params(config, batch, seed=0, scale=0.3):
+    model = SingleVoiceModel(config)
+    params = model.init(jax.random.PRNGKey(seed), batch)["params"]
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
+    leaves = [scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)]
+    return model, jax.tree.unflatten(treedef, leaves)
+
+
+def _zero_absolute(params):
+    """Zero the per-pitch (absolute) parameters of a relative notes network."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.zeros_like(x) if any(getattr(p, "key", "").startswith("abs_") for p in path) else x,
+        params)
+
+
+def _example(rng, batch, history, lo=20, hi=50):
+    e = np.zeros((batch, history, 78), np.float32)
+    e[:, :, lo:hi] = rng.random((batch, history, hi - lo)) < 0.2
+    y = np.zeros((batch, 78), np.float32)
+    y[:, lo:hi] = rng.random((batch, hi - lo)) < 0.2
+    return {"e": e, "t": rng.integers(2, 55, (batch, history)), "loc": rng.integers(0, 48, batch),
+            "y": y, "yt": rng.integers(3, 55, batch)}
+
+
+@pytest.mark.parametrize("arch,notes_pitch_onehot,embedding", [
+    ("linear", True, False), ("fc", True, True), ("cnn2", True, True), ("rnn", True, False)])
+def test_relative_notes_models_are_transposition_equivariant(arch, notes_pitch_onehot, embedding):
+    config = SingleVoiceConfig(history=5 if arch != "cnn2" else 7, notes_arch=arch, duration_arch="bias",
+                               notes_pitch_onehot=notes_pitch_onehot, notes_embedding=embedding, **SMALL)
+    rng = np.random.default_rng(0)
+    batch = _example(rng, 3, config.history)
+    model, params = _random_params(config, batch)
+    params = _zero_absolute(params)
+    shift = 4
+    moved = dict(batch, e=np.roll(batch["e"], shift, axis=-1), y=np.roll(batch["y"], shift, axis=-1))
+    logits = model.apply({"params": params}, batch, method=model.notes_logits)
+    shifted = model.apply({"params": params}, moved, method=model.notes_logits)
+    assert float(jnp.abs(logits).max()) > 1e-3
+    # away from the window edges, the logit of pitch n moves to pitch n + shift
+    np.testing.assert_allclose(shifted[:, 10 + shift:68 + shift], logits[:, 10:68], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch,pitch", [
+    ("linear", "absolute"), ("fc", "absolute"), ("linear", "relative"), ("fc", "relative"),
+    ("cnn", "relative"), ("rnn", "relative")])
+def test_note_logit_ignores_current_onsets_at_and_above_its_pitch(arch, pitch):
+    config = SingleVoiceConfig(history=5, notes_arch=arch, duration_arch="bias", notes_pitch=pitch,
+                               notes_pitch_onehot=True, notes_embedding=arch == "cnn", **SMALL)
+    rng = np.random.default_rng(1)
+    batch = _example(rng, 1, config.history, lo=0, hi=78)
+    model, params = _random_params(config, batch, scale=0.5)
+
+    def logits_of(y):
+        return model.apply({"params": params}, dict(batch, y=y[None]), method=model.notes_logits)[0]
+
+    jac = np.asarray(jax.jacrev(logits_of)(jnp.asarray(batch["y"][0])))  # [n, p]
+    upper = np.triu(np.ones((78, 78), bool))  # p >= n
+    assert np.abs(jac[upper]).max() == 0.0
+    assert np.abs(jac[~upper]).max() > 0.0  # the lower onsets do matter
+
+
+def test_frame_history_preset_gathers_channel_history(small):
+    corpus, tables = small
+    config = _small_config("single_22")
+    task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
+    batch = task.gather("test", np.arange(20))
+    frames = sv.build_voice_frame_table(corpus, "test")
+    expected = sv.gather_part_frame_history(tables["test"], frames, np.arange(20), 10)
+    for key in expected:
+        np.testing.assert_array_equal(batch[key], expected[key])

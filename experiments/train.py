@@ -2,6 +2,8 @@
 
   python experiments/train.py --workdir=runs/exp6 --kernscores_dir=../shared/kernscores
   python experiments/train.py --workdir=runs/small --corpus=palestrina --voice_history=3 --notes_hidden=32
+  python experiments/train.py --experiment=multi_6 --workdir=runs/exp6 --num_steps=100000  # preset + overrides
+  python experiments/train.py --list_experiments
 
 Progress lines show step, examples/s, losses and ETA; metrics go to
 WORKDIR/metrics.jsonl and WORKDIR/learning_curves.png; Ctrl-C saves a checkpoint.
@@ -16,7 +18,6 @@ from voicecomp import train as train_lib
 
 vc_flags.define_train_flags()
 flags.adopt_module_key_flags(vc_flags)
-flags.mark_flag_as_required("workdir")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-host runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
@@ -26,12 +27,22 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if flags.FLAGS.list_experiments:
+        from voicecomp import presets
+
+        print(presets.list_experiments())
+        return 0
+    if not flags.FLAGS.workdir:
+        raise app.UsageError("--workdir is required (or --list_experiments)")
     if _COORDINATOR.value:
         import jax
 
         # Every host runs this same command; each reads its own shards of the data order.
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    config = vc_flags.config_from_flags()
+    try:
+        config = vc_flags.config_from_flags()
+    except KeyError as err:  # an unknown --experiment
+        raise app.UsageError(str(err.args[0])) from None
     try:
         train_lib.train(config, flags.FLAGS.workdir)
     except train_lib.NonFiniteLoss as err:

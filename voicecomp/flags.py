@@ -20,6 +20,7 @@ def define_data_flags() -> None:
 def define_train_flags() -> None:
     """Every field of TrainConfig as a flag; unset flags keep the preset's (or default) value."""
     define_data_flags()
+    define_experiment_flags()
     flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics. Rerun to resume.")
     flags.DEFINE_list("corpora", [], "Train only on these corpus names (e.g. non-piano corpora for exp. 8).")
     flags.DEFINE_enum("architecture", None, ARCHITECTURES, f"Model family (default {_MODEL.architecture}).")
@@ -48,6 +49,23 @@ def define_train_flags() -> None:
     flags.DEFINE_integer("keep_checkpoints", None, f"Checkpoints kept (default {_DEFAULT.keep_checkpoints}).")
 
 
+def define_experiment_flags() -> None:
+    """``--experiment`` (start from a preset of :mod:`voicecomp.presets`) and ``--list_experiments``."""
+    flags.DEFINE_string("experiment", None, "Start from this preset (e.g. multi_6, the published exp. 6); every "
+                        "explicitly given flag overrides it. See --list_experiments.")
+    flags.DEFINE_bool("list_experiments", False, "Print every preset with a description and the paper's numbers, then exit.")
+
+
+def experiment_base() -> TrainConfig:
+    """The preset named by ``--experiment`` (the defaults when it is not given)."""
+    name = flags.FLAGS["experiment"].value if "experiment" in flags.FLAGS else None
+    if not name:
+        return _DEFAULT
+    from voicecomp import presets
+
+    return presets.get_preset(name)
+
+
 _MODEL_FIELDS = ("architecture", "voice_history", "global_history", "duration_hidden", "notes_hidden",
                  "pitch_embedding", "init_std")
 _RUN_FIELDS = ("corpus", "kernscores_dir", "optimizer", "learning_rate", "lr_schedule", "momentum", "l2",
@@ -55,8 +73,12 @@ _RUN_FIELDS = ("corpus", "kernscores_dir", "optimizer", "learning_rate", "lr_sch
                "eval_examples", "checkpoint_every", "keep_checkpoints")
 
 
-def config_from_flags(base: TrainConfig = _DEFAULT) -> TrainConfig:
-    """``base`` (a preset or the defaults) with every explicitly given flag applied."""
+def config_from_flags(base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (a preset or the defaults) with every explicitly given flag applied.
+
+    Without ``base``: the ``--experiment`` preset if given, else the defaults."""
+    if base is None:
+        base = experiment_base()
     values = flags.FLAGS
     model_changes = {name: values[name].value for name in _MODEL_FIELDS if values[name].value is not None}
     if values["compute_dtype"].value is not None:
@@ -67,8 +89,8 @@ def config_from_flags(base: TrainConfig = _DEFAULT) -> TrainConfig:
 
         model = dataclasses.replace(model, **model_changes)
     run_changes = {name: values[name].value for name in _RUN_FIELDS if values[name].value is not None}
-    if values["corpus"].present or "corpus" not in run_changes:
-        run_changes["corpus"] = values["corpus"].value
+    if not values["corpus"].present:
+        run_changes["corpus"] = base.corpus  # an unset --corpus keeps the preset's corpus
     if values["corpora"].value:
         run_changes["corpora"] = tuple(values["corpora"].value)
     return base.replace(model=model, **run_changes)

@@ -1,0 +1,194 @@
+"""The main job: parse a corpus, train a small coupled model on CPU, evaluate it, compose.
+
+  python experiments/main.py                        # Palestrina masses (ship with music21), ./voicecomp-main
+  python experiments/main.py --out_dir=/tmp/demo --num_steps=500 --samples=2
+
+Steps (each prints progress lines):
+  1. parse the corpus (``--corpus=palestrina``: music21's Palestrina masses; or ``kernscores``);
+  2. train a small hierarchical coupled model (history 5/5, hidden 32/32, batch 64, Adam) -- a few
+     minutes on 2 CPU cores; rerunning resumes from / reuses OUT_DIR/model (delete it to retrain);
+  3. evaluate the iterate average in bits per beat on the whole test split (both conventions of
+     SPEC §2) -> OUT_DIR/evaluation.json;
+  4. sample ``--samples`` scores and write each as kern, MIDI, WAV and piano-roll PNG into
+     OUT_DIR/samples/.
+The output folder is named at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags, logging
+
+_OUT_DIR = flags.DEFINE_string("out_dir", "./voicecomp-main", "Output folder (model, evaluation, samples).")
+_CORPUS = flags.DEFINE_enum("corpus", "palestrina", ["palestrina", "kernscores"],
+                            "Corpus: palestrina (embedded in music21, no download) or kernscores (--kernscores_dir).")
+_KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root for --corpus=kernscores "
+                                      "(default: $VOICECOMP_KERNSCORES).")
+_STEPS = flags.DEFINE_integer("num_steps", 2000, "Training steps.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Examples per training step.")
+_HISTORY = flags.DEFINE_integer("history", 5, "Voice and global history C.")
+_HIDDEN = flags.DEFINE_integer("hidden", 32, "Width of the duration and notes networks.")
+_LR = flags.DEFINE_float("learning_rate", 0.003, "Adam learning rate (halved for the last quarter of the steps).")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_limit", 0, "Evaluate a fixed sample of this many test examples (0: all).")
+_SAMPLES = flags.DEFINE_integer("samples", 3, "Scores to compose.")
+_VOICES = flags.DEFINE_integer("voices", 4, "Voices per composed score (1..6).")
+_BEATS = flags.DEFINE_float("beats", 48, "Length of each composed score in quarter notes.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Sampling temperature (0: greedy).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of training and sampling.")
+_FORMATS = flags.DEFINE_list("formats", ["kern", "mid", "wav", "png"], "Files written per composed score.")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def train_config():
+    from voicecomp.config import TrainConfig
+    from voicecomp.models.multivoice import MultiVoiceConfig
+
+    steps = _STEPS.value
+    model = MultiVoiceConfig(architecture="hierarchical", voice_history=_HISTORY.value, global_history=_HISTORY.value,
+                             duration_hidden=_HIDDEN.value, notes_hidden=_HIDDEN.value, pitch_embedding=8,
+                             init_std=0.01)
+    lr = _LR.value
+    return TrainConfig(
+        model=model, corpus=_CORPUS.value, kernscores_dir=_KERNSCORES_DIR.value, optimizer="adam",
+        learning_rate=lr, lr_schedule=f"{lr}@0,{lr / 2}@{max(1, steps * 3 // 4)}", l2=0.0, ema_decay=0.99,
+        batch_size=_BATCH.value, num_steps=steps, seed=_SEED.value, log_every=max(1, min(100, steps // 20)),
+        eval_every=max(1, steps // 2), eval_examples=2000, checkpoint_every=max(1, steps // 4),
+        experiment="main",
+    )
+
+
+def parse_corpus(config) -> None:
+    from voicecomp.data.corpus import load_corpus
+
+    start = time.perf_counter()
+    corpus = load_corpus(config.corpus, kernscores_dir=config.kernscores_dir, progress=True)
+    split = {s: len(corpus.split_ids(s)) for s in ("train", "test")}
+    log(f"parsed {config.corpus}: {len(corpus.scores):,} scores (train {split['train']}, test {split['test']}) "
+        f"in {time.perf_counter() - start:.1f} s")
+
+
+def train_model(config, workdir: Path) -> None:
+    from voicecomp import checkpoint as checkpoint_lib
+    from voicecomp import train as train_lib
+
+    if (workdir / checkpoint_lib.CONFIG_FILE).is_file():
+        stored = checkpoint_lib.read_config(str(workdir))
+        differs = [f.name for f in dataclasses.fields(config) if f.name not in ("kernscores_dir", "loss_events_per_beat",
+                                                                               "batch_shards")
+                   and getattr(stored, f.name) != getattr(config, f.name)]
+        if differs:
+            raise app.UsageError(f"{workdir} holds a model trained with other settings ({differs}); "
+                                 f"delete it or choose another --out_dir")
+    start = time.perf_counter()
+    log(f"training: hierarchical {config.model.voice_history}/{config.model.global_history}, hidden "
+        f"{config.model.duration_hidden}/{config.model.notes_hidden}, batch {config.batch_size}, "
+        f"{config.num_steps} steps (Adam {config.learning_rate}) -> {workdir}")
+    train_lib.train(config, str(workdir))
+    log(f"training finished in {time.perf_counter() - start:.0f} s")
+
+
+def evaluate_model(workdir: Path) -> dict:
+    from voicecomp import train as train_lib
+
+    start = time.perf_counter()
+    config, _, state, step = train_lib.load_checkpoint(str(workdir))
+    split = "test" if config.corpus == "palestrina" else "test_nonpiano"  # the paper's split on KernScores
+    task = train_lib.make_task(config, splits=(split,), progress=False)
+    examples = None
+    if _EVAL_EXAMPLES.value:
+        examples = train_lib.sample_examples(task.num_examples(split), _EVAL_EXAMPLES.value, seed=999)
+    placement = train_lib.Placement.local()
+    batcher = task.batcher(split, shards=placement.shards, batch_size=256, max_frames=128, examples=examples)
+    log(f"evaluating step {step} on the {split} split: {batcher.num_examples:,} examples")
+    result = train_lib.evaluate(train_lib.make_eval_step(task), state.ema_params, batcher,
+                                train_events_per_beat=config.loss_events_per_beat or task.events_per_beat("train"),
+                                split_events_per_beat=task.events_per_beat(split), progress=True, placement=placement,
+                                keep_predictions=True)
+    seconds = time.perf_counter() - start
+    print(result.table(), flush=True)
+    figures = {"split": split, "step": step, "seconds": seconds, **result.as_dict()}
+    log(f"evaluation took {seconds:.0f} s")
+    return figures
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling: the one place that talks to voicecomp.sample.
+
+
+def compose(workdir: Path, num_scores: int, voices: int, beats: float, temperature: float, seed: int) -> list:
+    """``num_scores`` composed scores as :class:`voicecomp.export.Voices`."""
+    from voicecomp import sample as sample_lib
+    from voicecomp import train as train_lib
+
+    config, task, state, _ = train_lib.load_checkpoint(str(workdir))
+
+    def progress(done: int, total: int) -> None:
+        log(f"  sampling: {done} frames")
+
+    scores = sample_lib.sample(task.model, state.ema_params, num_scores=num_scores, voices=voices, beats=beats,
+                               temperature=temperature, seed=seed, progress=progress)
+    return [score.voices() for score in scores]
+
+
+def write_samples(voices_list: list, out_dir: Path, formats: list[str]) -> list[dict]:
+    from voicecomp.export import export_score
+
+    written = []
+    for i, voices in enumerate(voices_list):
+        stem = f"sample_{i + 1:02d}"
+        paths = export_score(voices, out_dir, stem, formats=formats,
+                             header={"COM": "voicecomp (coupled recurrent model)", "OTL": stem})
+        written.append(paths)
+        log(f"  {stem}: {voices.num_notes()} notes in {sum(1 for v in voices.voices if v)} voices -> "
+            + ", ".join(Path(p).name for p in paths.values()))
+    return written
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    job_start = time.perf_counter()
+    out_dir = Path(_OUT_DIR.value).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workdir = out_dir / "model"
+    config = train_config()
+
+    log(f"step 1/4: parse the {config.corpus} corpus")
+    parse_corpus(config)
+    log("step 2/4: train")
+    train_model(config, workdir)
+    log("step 3/4: evaluate in bits per beat")
+    figures = evaluate_model(workdir)
+    (out_dir / "evaluation.json").write_text(json.dumps(figures, indent=1, sort_keys=True))
+    ref = figures["bits_per_beat_reference"]
+    log(f"step 4/4: compose {_SAMPLES.value} score(s) of {_BEATS.value:g} beats, {_VOICES.value} voices")
+    start = time.perf_counter()
+    voices_list = compose(workdir, _SAMPLES.value, _VOICES.value, _BEATS.value, _TEMPERATURE.value, _SEED.value)
+    written = write_samples(voices_list, out_dir / "samples", _FORMATS.value)
+    log(f"composition took {time.perf_counter() - start:.0f} s")
+
+    total = time.perf_counter() - job_start
+    summary = {"corpus": config.corpus, "num_steps": config.num_steps, "test_bits_per_beat": ref,
+               "test_bits_per_beat_split_rate": figures["bits_per_beat_split_rate"], "samples": written,
+               "seconds": total}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    print()
+    print(f"test split ({figures['examples']:,} examples): {ref['total']:.3f} bits/beat = {ref['time']:.3f} time "
+          f"+ {ref['notes']:.3f} notes (training split's rate; split rate: "
+          f"{figures['bits_per_beat_split_rate']['total']:.3f})")
+    print(f"composed {len(written)} score(s) in {out_dir / 'samples'}")
+    print(f"main job finished in {total / 60:.1f} min; output folder: {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

@@ -25,17 +25,19 @@ The other writers only need the notes: :func:`to_midi` (mido), :func:`to_wav`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import wave
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -719,12 +721,25 @@ class SvgRender:
         return [line for line in self.log.splitlines() if "rror" in line]
 
 
-def to_svg(kern_text: str, path: PathLike, *, options: Optional[Mapping[str, object]] = None,
-           all_pages: bool = True) -> SvgRender:
-    """Engrave ``**kern`` text with verovio.  Page 1 goes to ``path``, further
-    pages (``all_pages``) to ``<stem>-<page>.svg`` beside it.  Returns the pages
-    and verovio's log (check ``.errors``).  Raises ImportError without verovio
-    and ExportError when verovio cannot load the data."""
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Collect what native code writes to file descriptor 2 (verovio's Python wheel
+    prints its messages there, not to ``toolkit.getLog()``)."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(line for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip())
+
+
+def _verovio_toolkit(options: Optional[Mapping[str, object]] = None):
     try:
         import verovio
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -734,19 +749,43 @@ def to_svg(kern_text: str, path: PathLike, *, options: Optional[Mapping[str, obj
     settings = {"inputFrom": "humdrum", "scale": 40, "adjustPageHeight": True, "footer": "none"}
     settings.update(options or {})
     toolkit.setOptions(settings)
-    ok = toolkit.loadData(kern_text)
-    log = toolkit.getLog() or ""
-    if not ok:
-        raise ExportError(f"verovio could not load the kern data: {log.strip()[:500]}")
+    return toolkit
+
+
+def to_svg(kern_text: str, path: PathLike, *, options: Optional[Mapping[str, object]] = None,
+           all_pages: bool = True) -> SvgRender:
+    """Engrave ``**kern`` text with verovio.  Page 1 goes to ``path``, further
+    pages (``all_pages``) to ``<stem>-<page>.svg`` beside it.  Returns the pages
+    and verovio's messages (check ``.errors``).  Raises ImportError without verovio
+    and ExportError when verovio cannot load the data."""
+    toolkit = _verovio_toolkit(options)
     path = Path(path)
-    pages = toolkit.getPageCount() if all_pages else 1
     written = []
-    for page in range(1, max(1, pages) + 1):
-        target = path if page == 1 else path.with_name(f"{path.stem}-{page}{path.suffix}")
-        target.write_text(toolkit.renderToSVG(page), encoding="utf-8")
-        written.append(os.fspath(target))
-    log += toolkit.getLog() or ""
+    with _captured_stderr() as messages:
+        ok = toolkit.loadData(kern_text)
+        if ok:
+            pages = toolkit.getPageCount() if all_pages else 1
+            for page in range(1, max(1, pages) + 1):
+                target = path if page == 1 else path.with_name(f"{path.stem}-{page}{path.suffix}")
+                target.write_text(toolkit.renderToSVG(page), encoding="utf-8")
+                written.append(os.fspath(target))
+    log = "\n".join(messages + [(toolkit.getLog() or "").strip()]).strip()
+    if not ok:
+        raise ExportError(f"verovio could not load the kern data: {log[:500]}")
     return SvgRender(tuple(written), log)
+
+
+def verovio_messages(kern_text: str) -> list[str]:
+    """Messages verovio prints while loading and engraving page 1 of ``kern_text``
+    (a failed load is reported as a message).  Raises ImportError without verovio."""
+    toolkit = _verovio_toolkit()
+    with _captured_stderr() as messages:
+        ok = toolkit.loadData(kern_text)
+        svg = toolkit.renderToSVG(1) if ok else ""
+    messages += [line for line in (toolkit.getLog() or "").splitlines() if line.strip()]
+    if not ok or not svg:
+        messages.append("verovio could not load or render the data")
+    return messages
 
 
 # ---------------------------------------------------------------------------

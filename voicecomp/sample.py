@@ -1,0 +1,706 @@
+"""Ancestral sampling from coupled multi-voice models (SPEC §6), batched and jit-compiled.
+
+Order (the factorization of SPEC §1.4).  A score is a sequence of frames.  Every voice ``c``
+(channel ``0 .. voices-1``) has a time at which its current note ends; the next frame starts at the
+earliest of them (the voice(s) whose time has advanced least).  At that frame the voices whose note
+ends there start a new note, in increasing channel order (ties: lowest channel first); the others
+continue (``CONT``, their notes copied); unused channels are ``EMPTY``.  A starting voice draws first
+its duration (softmax over the 52 note values, ``/ temperature``), then its 78 onset bits from low to
+high pitch, each a Bernoulli on ``sigmoid(logit / temperature)`` conditioned on the lower ones (the
+notes net's ``CausalPitchEmbedding``).  It sees the frame as training examples did: channels below it
+with their sampled notes and durations, later channels only ``CONT``/``EMPTY`` (others masked).
+Flows are the identity over the active channels (the very first frame of a score: the full identity,
+as the encoder writes it).  ``temperature=0`` is greedy (argmax duration, bit = logit > 0).
+
+Speed.  The recurrences over the ``C`` history frames do not depend on the current frame, so one
+sampling step (one frame) computes the history states once (``duration.history``,
+``notes.history``) and then, per starting voice, the duration net's last step and 78 sequential
+evaluations of the notes net's last step *at one pitch position* (``recurrence.last_step`` on the
+``[.., n:n+1, ..]`` slice of the per-pitch states; position ``n`` depends on the current voice only
+through its onsets below ``n``).  Everything runs in one ``lax.scan`` over frames (chunks of frames
+per jit call, for progress reporting), ``fori_loop`` over voices and pitches.
+
+Randomness.  Score ``b`` uses the key ``fold_in(PRNGKey(seed), b)``; the noise of sampled frame
+``s`` and channel ``v`` is :func:`step_noise` (Gumbel noise for the duration, uniforms for the
+bits), so a score depends only on (seed, its index, the model, the options), not on the batch size
+or chunking.
+
+Time is exact: integer ticks (``TICKS_PER_QUARTER`` = lcm of the note values' denominators); the
+location class of a frame is ``int(48 * (t - frac(pickup))) mod 48`` in exact arithmetic (the
+reference encoder's float accumulation differs in rare cases, SPEC §1.3).
+
+Conditioning.
+* ``prompt``: the first frames of a score (:class:`Prompt`, e.g. :func:`load_prompt`) are copied and
+  sampling continues after them; the voices are the channels used in the prompt's last frame, and
+  notes still sounding at its end continue.  The output starts with the prompt's frames.
+* ``clamp`` (harmonization, :class:`Clamp`): the listed channels are teacher-forced: at their turn
+  they take their next note (duration and pitches) from the given sequence instead of sampling.
+  They are therefore fixed and condition only on their own past (the model is never asked about
+  them, and they do not react to the sampled voices); the sampled voices condition on the clamped
+  voices' past and on those below them in the current frame, as in training.  When a clamped
+  voice's sequence runs out it is sampled freely.
+
+Only the coupled architectures (hierarchical, distributed) are supported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, START
+from voicecomp.models.multivoice import MultiVoiceModel, _swap_permutation
+
+TICKS_PER_QUARTER = math.lcm(*(v.denominator for v in NOTE_VALUES))
+# Length of every vocabulary symbol in ticks (specials 0); the longest (15 quarters) fits int32.
+NOTE_TICKS = np.array([0] * NUM_SPECIAL + [int(v * TICKS_PER_QUARTER) for v in NOTE_VALUES], dtype=np.int64)
+assert NOTE_TICKS.max() < 2**30
+NUM_LOCATIONS = 48
+MAX_FRAMES = 8192
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """Frames a continuation starts from (SPEC §1.3 arrays of the first N frames of a score)."""
+
+    notes: np.ndarray  # int8 [N, 6, 78]
+    durations: np.ndarray  # int8 [N, 6]
+    flows: np.ndarray  # int8 [N, 6, 6]
+    pickup: Fraction = Fraction(0)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.durations.shape[0])
+
+    @property
+    def voices(self) -> int:
+        """Channels used in the last frame (the voices the continuation keeps)."""
+        return int((np.asarray(self.durations[-1]) != EMPTY).sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class Clamp:
+    """Teacher-forced voices: ``durations[i, k]`` / ``notes[i, k]`` is the k-th note of channel
+    ``channels[i]`` from where sampling starts (``durations`` -1 after the end)."""
+
+    channels: tuple[int, ...]
+    durations: np.ndarray  # int [len(channels), K] vocabulary indices (>= 3), -1 padding
+    notes: np.ndarray  # int8 [len(channels), K, 78]
+
+    def lengths(self) -> np.ndarray:
+        return (np.asarray(self.durations) >= NUM_SPECIAL).sum(axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledScore:
+    """One sampled score: SPEC §1.3 arrays (prompt frames first) and the frame start times."""
+
+    notes: np.ndarray  # int8 [F, 6, 78]
+    durations: np.ndarray  # int8 [F, 6]
+    flows: np.ndarray  # int8 [F, 6, 6]
+    times: tuple[Fraction, ...]  # start of each frame, quarter notes from the score start
+    pickup: Fraction = Fraction(0)
+    prompt_frames: int = 0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.durations.shape[0])
+
+    def voices(self, close: bool = False):
+        """:class:`voicecomp.export.Voices` of the score (for the writers of voicecomp.export).
+
+        ``close=False``: exactly the frames (``to_kern`` re-encodes to the same arrays), but the
+        voices end at different times (their last notes), which engravers such as verovio report
+        as an inconsistent rhythm.  ``close=True``: every voice ends at the same time, padded with
+        a rest after its last note (re-encoding gives the same frames followed by rest frames)."""
+        from voicecomp.export import Note, Voices, voices_from_frames
+
+        voices = voices_from_frames(self.notes, self.durations, pickup=self.pickup)
+        if not close:
+            return voices
+        end = voices.end
+        padded = []
+        for voice in voices.voices:
+            voice = list(voice)
+            if voice:
+                for start, length in _rest_values(voice[-1].end, end):
+                    voice.append(Note(start, length, ()))
+            padded.append(tuple(voice))
+        return Voices(tuple(padded), voices.pickup)
+
+
+def _rest_values(start: Fraction, end: Fraction) -> list[tuple[Fraction, Fraction]]:
+    """``(onset, duration)`` of rests filling ``start..end``, in as few pieces (at most 3) as
+    make every piece printable (a kern reciprocal, optionally dotted: no ``N%M``, which verovio
+    cannot engrave), pieces other than the last taken from the vocabulary; else one rest."""
+    from voicecomp.export import kern_duration
+
+    def printable(d: Fraction) -> bool:
+        return d > 0 and "%" not in kern_duration(d)
+
+    total = end - start
+    if total <= 0:
+        return []
+    values = sorted(NOTE_VALUES, reverse=True)
+    pieces = [total] if printable(total) else None
+    if pieces is None:
+        pieces = next(([a, total - a] for a in values if a < total and printable(total - a)), None)
+    if pieces is None:
+        pieces = next(([a, b, total - a - b] for a in values for b in values
+                       if a + b < total and printable(total - a - b)), [total])
+    rests = []
+    for length in pieces:
+        rests.append((start, length))
+        start += length
+    return rests
+
+
+def load_score(path: Union[str, Path], *, default_instrument: str = "voice"):
+    """``(EncodedScore, pickup)`` of a ``**kern`` file (Latin-1; spines without an instrument
+    get ``default_instrument``)."""
+    from voicecomp.data.humdrum import TICKS_PER_QUARTER as KERN_TICKS
+    from voicecomp.data.humdrum import parse_kern
+    from voicecomp.encoding import encode_score
+
+    text = Path(path).read_text(encoding="latin-1")
+    score = parse_kern(text, str(path), default_instrument=default_instrument)
+    return encode_score(score), Fraction(int(score.pickup), KERN_TICKS)
+
+
+def load_prompt(path: Union[str, Path], frames: int) -> Prompt:
+    """The first ``frames`` frames of a ``**kern`` file as a :class:`Prompt`."""
+    encoded, pickup = load_score(path)
+    return prompt_from_frames(encoded.notes, encoded.durations, encoded.flows, frames, pickup)
+
+
+def prompt_from_frames(notes, durations, flows, frames: int, pickup=Fraction(0)) -> Prompt:
+    total = int(np.asarray(durations).shape[0])
+    if not 1 <= frames <= total:
+        raise ValueError(f"prompt of {frames} frames from a score of {total}")
+    return Prompt(np.asarray(notes[:frames], np.int8), np.asarray(durations[:frames], np.int8),
+                  np.asarray(flows[:frames], np.int8), Fraction(pickup))
+
+
+def frame_times(durations: np.ndarray) -> list[Fraction]:
+    """Start time (quarters) of every frame of encoded ``durations`` (as voicecomp.export has them)."""
+    from voicecomp.export import voices_from_frames
+
+    durations = np.asarray(durations)
+    grid = voices_from_frames(np.zeros(durations.shape + (1,), np.int8), durations).grid
+    return [Fraction(t, grid.unit) for t in grid.times]
+
+
+def _channel_ends(durations: np.ndarray, times: Sequence[Fraction]) -> list[Optional[Fraction]]:
+    """End time of the note sounding in each channel at the last frame (None: channel unused)."""
+    last = durations.shape[0] - 1
+    ends: list[Optional[Fraction]] = []
+    for c in range(durations.shape[1]):
+        if durations[last, c] == EMPTY:
+            ends.append(None)
+            continue
+        j = last
+        while j > 0 and durations[j, c] == CONT:
+            j -= 1
+        value = NOTE_VALUES[int(durations[j, c]) - NUM_SPECIAL] if durations[j, c] >= NUM_SPECIAL else Fraction(0)
+        ends.append(times[j] + value)
+    return ends
+
+
+def clamp_from_frames(notes: np.ndarray, durations: np.ndarray, channels: Sequence[int], start_frame: int = 0) -> Clamp:
+    """Clamp ``channels`` to their notes in encoded frames, from the first onset at or after
+    ``start_frame`` (use the prompt length when the prompt is the same score).  A channel's notes
+    must follow each other without gaps (only ``CONT`` between onsets); its sequence ends at the
+    first ``EMPTY``."""
+    notes, durations = np.asarray(notes), np.asarray(durations)
+    seqs = []
+    for c in channels:
+        if not 0 <= c < durations.shape[1]:
+            raise ValueError(f"clamp channel {c} out of range")
+        d_list, n_list = [], []
+        for j in range(start_frame, durations.shape[0]):
+            d = int(durations[j, c])
+            if d == EMPTY:
+                break
+            if d >= NUM_SPECIAL:
+                d_list.append(d)
+                n_list.append(notes[j, c])
+        if not d_list:
+            raise ValueError(f"channel {c} has no notes to clamp from frame {start_frame}")
+        seqs.append((d_list, n_list))
+    k = max(len(d) for d, _ in seqs)
+    out_d = np.full((len(channels), k), -1, np.int32)
+    out_n = np.zeros((len(channels), k, notes.shape[-1]), np.int8)
+    for i, (d_list, n_list) in enumerate(seqs):
+        out_d[i, : len(d_list)] = d_list
+        out_n[i, : len(n_list)] = np.stack(n_list)
+    return Clamp(tuple(int(c) for c in channels), out_d, out_n)
+
+
+# ----------------------------------------------------------------------------------------------
+# Noise and draws (shared with the reference loop of the tests)
+
+
+def score_keys(seed: int, num_scores: int) -> jax.Array:
+    """Per-score base keys ``fold_in(PRNGKey(seed), b)`` ([B, 2] uint32)."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda b: jax.random.fold_in(base, b))(jnp.arange(num_scores))
+
+
+def step_noise(keys: jax.Array, step, voice, num_note_values: int, pitch_range: int) -> tuple[jax.Array, jax.Array]:
+    """Noise of sampled frame ``step`` (0 = first frame after the prompt), channel ``voice``:
+    Gumbel ``[B, num_note_values]`` for the duration and uniforms ``[B, pitch_range]`` for the bits."""
+
+    def one(key):
+        key = jax.random.fold_in(jax.random.fold_in(key, step), voice)
+        k_dur, k_notes = jax.random.split(key)
+        return jax.random.gumbel(k_dur, (num_note_values,)), jax.random.uniform(k_notes, (pitch_range,))
+
+    return jax.vmap(one)(keys)
+
+
+def draw_duration(logits, gumbel, temperature: float):
+    """Index (0..51) of a note value: Gumbel-max on ``logits / temperature`` (argmax at 0)."""
+    if temperature == 0:
+        return jnp.argmax(logits, axis=-1)
+    return jnp.argmax(logits / temperature + gumbel, axis=-1)
+
+
+def draw_bits(logits, uniform, temperature: float):
+    """Bernoulli(sigmoid(logits / temperature)) as ``uniform < p`` (``logits > 0`` at 0)."""
+    if temperature == 0:
+        return (logits > 0).astype(jnp.int8)
+    # u < sigmoid(x)  <=>  logit(u) < x, without rounding p near 0 or 1.
+    return (jnp.log(uniform) - jnp.log1p(-uniform) < logits / temperature).astype(jnp.int8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Model hooks (run with model.apply(variables, ..., method=fn))
+
+
+def _duration_history(m: MultiVoiceModel, e, t, f, loc):
+    return m.duration.history(e, t, f, loc)
+
+
+def _notes_history(m: MultiVoiceModel, e, t, f):
+    return m.notes.history(e, t, f)
+
+
+def _duration_logits(m: MultiVoiceModel, states, frame, voice, y, yt, yf, loc):
+    return m.duration(states, frame, voice, y, yt, yf, loc)
+
+
+def _notes_constants(m: MultiVoiceModel):
+    """``(causal [M(src), M(dst), H], absolute [M, H])``: the causal embedding as a matrix."""
+    eye = jnp.eye(m.config.pitch_range, dtype=jnp.float32)
+    return m.notes.causal_pitch_embedding(eye), m.notes.absolute_pitch()
+
+
+def _notes_voice_inputs(m: MultiVoiceModel, y, yt):
+    """Per-voice drive parts: pitch embedding of channels 1.. ``[B, V-1, M, H]``, duration ``[B, V, H]``."""
+    return m.notes.pitch_embedding(y[:, 1:]), m.notes.duration_embed(yt)
+
+
+def _notes_history_merged(m: MultiVoiceModel, e, t, f, width: int):
+    """``notes.history`` over channels ``0..width-2`` plus ONE channel standing for the unused
+    channels ``width-1..V-1``, whose drive is scaled by their number ``V-width+1``.
+
+    Exact (up to float summation order) when those channels share the duration token of every
+    window frame, have no notes and their flows neither mix with the used channels nor differ
+    between them (the sampler's frames, START padding, and prompts checked by
+    :func:`_unused_channels_alike`): such channels have equal states ``h``, and since the update
+    ``relu(f W h + drive)`` is positively homogeneous, ``k`` of them sum to the state of one channel
+    driven by ``k * drive``.  The notes history costs ``width / V`` of the full one.
+    """
+    num_voices = e.shape[2]
+    if width >= num_voices:
+        return m.notes.history(e, t, f)
+    count = num_voices - width + 1
+    scale = jnp.asarray([1.0] * (width - 1) + [float(count)], jnp.float32)[:, None, None]
+    e, t, f = e[:, :, :width], t[:, :, :width], f[:, :, :width, :width]
+    notes = m.notes
+    relative = notes.pitch_embedding.relative(e)
+    duration = notes.duration_embed(t)
+    absolute = notes.absolute_pitch()
+
+    def drive_at(k):
+        return (duration[:, k, :, None] + absolute) * scale, relative[:, k] * scale[..., :1]
+
+    return notes.recurrence.history(drive_at, f, e.shape[1], notes.pitch_embedding.projection)
+
+
+def _unused_channels_alike(prompt: "Prompt", voices: int, history: int) -> bool:
+    """Whether the prompt frames in the sampler's window satisfy :func:`_notes_history_merged`."""
+    durations = np.asarray(prompt.durations)[-history:]
+    notes = np.asarray(prompt.notes)[-history:]
+    flows = np.asarray(prompt.flows)[-history:]
+    rest = slice(voices, None)
+    same_token = (durations[:, rest] == durations[:, voices:voices + 1]).all()
+    no_notes = not notes[:, rest].any()
+    no_cross = not flows[:, :voices, rest].any() and not flows[:, rest, :voices].any()
+    block = flows[:, rest, rest].astype(np.int64)
+    diagonal = np.diagonal(block, axis1=1, axis2=2)
+    alike = (block == np.einsum("fi,ij->fij", diagonal, np.eye(block.shape[1], dtype=np.int64))).all()
+    return bool(same_token and no_notes and no_cross and alike and (diagonal == diagonal[:, :1]).all())
+
+
+def _notes_projections(m: MultiVoiceModel, voice_state, global_state):
+    """History states times the recurrent matrices (``None`` global state stays None)."""
+    rec = m.notes.recurrence
+    projected_global = None if global_state is None else rec.global_cell.project(global_state)
+    return rec.voice_cell.project(voice_state), projected_global
+
+
+def _notes_pitch_embedding(m: MultiVoiceModel, y):
+    return m.notes.pitch_embedding(y)
+
+
+def _notes_duration_embedding(m: MultiVoiceModel, yt):
+    return m.notes.duration_embed(yt)
+
+
+def _fast_notes_supported(cfg) -> bool:
+    """The specialised pitch loop covers the hierarchical float32 notes net (the published one)."""
+    return cfg.architecture == "hierarchical" and jnp.dtype(cfg.compute_dtype) == jnp.float32
+
+
+def _notes_logit_at(m: MultiVoiceModel, voice_state, global_state, frame, voice, yf, drive, n):
+    """Logit of pitch ``n`` from the per-pitch history states sliced at ``n`` (``[B, V, 1, H]``,
+    ``[B, 1, H]``) and the drive at ``n`` (``[B, V, 1, H]``)."""
+    logits = m.notes.recurrence.last_step(voice_state, global_state, frame, voice, yf, drive)
+    # Readout adds the per-pitch bias [M] to the [B, 1] logits: column n is pitch n's logit.
+    return jax.lax.dynamic_index_in_dim(logits, n, axis=1, keepdims=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# The jitted frame step
+
+
+def _location(quarters, phase):
+    """``int(48 * t) mod 48`` (truncation toward zero) for ``t = quarters + phase / TPQ``."""
+    scaled = 48 * phase
+    floor = 48 * quarters + scaled // TICKS_PER_QUARTER
+    inexact = scaled % TICKS_PER_QUARTER != 0
+    trunc = floor + ((floor < 0) & inexact).astype(floor.dtype)
+    return jnp.mod(trunc, NUM_LOCATIONS).astype(jnp.int32)
+
+
+def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: float, fast_notes: bool,
+                merge_unused: bool, consts, carry, _unused=None):
+    cfg = model.config
+    V, M = cfg.num_voices, cfg.pitch_range
+    e, t, f, remaining, quarters, phase, first, ptr, step, keys = carry
+    B = e.shape[0]
+    apply = functools.partial(model.apply, variables)
+    active = jnp.arange(V) < voices
+
+    # Next frame: the earliest end among the active voices; those voices start a note.
+    big = jnp.iinfo(jnp.int32).max
+    masked = jnp.where(active, remaining, big)
+    delta = masked.min(axis=1)
+    onset = active & (masked == delta[:, None])
+    remaining = jnp.where(active, remaining - delta[:, None], 0)
+    phase = phase + delta
+    quarters = quarters + phase // TICKS_PER_QUARTER
+    phase = phase % TICKS_PER_QUARTER
+    loc = _location(quarters, phase)
+
+    cont = active & ~onset
+    y = jnp.where(cont[..., None], e[:, -1], 0).astype(jnp.float32)
+    yt = jnp.where(active, jnp.where(onset, -1, CONT), EMPTY).astype(jnp.int32)
+    yt = jnp.broadcast_to(yt, (B, V))
+    eye = jnp.eye(V, dtype=jnp.float32)
+    yf = jnp.where(first[:, None, None], eye, eye * active.astype(jnp.float32))
+
+    ef, ff = e.astype(jnp.float32), f.astype(jnp.float32)
+    dur_states = apply(ef, t, ff, loc, method=_duration_history)
+    causal, absolute = consts["causal"], consts["absolute"]
+    frame = jnp.arange(B)
+    fast = fast_notes and _fast_notes_supported(cfg)
+    # Channels of the fast notes path: all, or the active ones plus one merged unused channel.
+    width = voices + 1 if fast and merge_unused else V
+    scale = jnp.asarray([1.0] * voices + [float(V - voices)] * (width - voices), jnp.float32)[:, None, None]
+    if fast:
+        note_voice, note_global = apply(ef, t, ff, width, method=_notes_history_merged)
+        # Per frame: the recurrent projections, mixed by the (unswapped) current flow.  Swapping
+        # channels 0 <-> v commutes with everything but "which channel is predicted", so the
+        # voice loop works in unswapped channel order.
+        projected, projected_global = apply(note_voice, note_global, method=_notes_projections)
+        mixed = jnp.einsum("bsd,bsmh->bdmh", yf[:, :width, :width], projected)
+        embedded = apply(y[:, :width], method=_notes_pitch_embedding)  # [B, W, M, H]; zero rows embed to 0
+        w = variables["params"]["notes"]["recurrence"]
+        w_from, w_this = w["global_cell"]["from_voices"], w["readout"]["this_voice"]
+        w_joint = jnp.concatenate([w_from, w_this], axis=1)
+        w_pooled, w_out, bias = w["readout"]["pooled"], w["readout"]["output"][:, 0], w["readout"]["bias"]
+    else:
+        note_voice, note_global = apply(ef, t, ff, method=_notes_history)
+        embedded = jnp.zeros((B, 1, 1, 1), jnp.float32)
+
+    def voice_body(v, state):
+        y, yt, remaining, ptr, embedded = state
+        on_v = onset[:, v]
+        perm = _swap_permutation(jnp.full((B,), v), V)[0]
+        gumbel, uniform = step_noise(keys, step, v, cfg.num_note_values, M)
+        clamped = ptr[:, v] < consts["clamp_len"][v]
+        k = jnp.minimum(ptr[:, v], consts["clamp_dur"].shape[1] - 1)
+        clamp_d = consts["clamp_dur"][v][k]
+        clamp_n = consts["clamp_notes"][v][k].astype(jnp.float32)
+        voice_index = jnp.full((B,), v)
+        is_v = jnp.arange(width) == v
+
+        def notes_generic(yts, ys, yfs):
+            others, dur_drive = apply(ys, yts, method=_notes_voice_inputs)
+
+            def pitch_body(n, bits):
+                own = bits @ jax.lax.dynamic_index_in_dim(causal, n, axis=1, keepdims=False)
+                other = jax.lax.dynamic_index_in_dim(others, n, axis=2, keepdims=False)
+                drive = jnp.concatenate([own[:, None], other], axis=1) + dur_drive
+                drive = drive + jax.lax.dynamic_index_in_dim(absolute, n, axis=0, keepdims=False)
+                vs = jax.lax.dynamic_slice_in_dim(note_voice, n, 1, axis=2)
+                gs = None if note_global is None else jax.lax.dynamic_slice_in_dim(note_global, n, 1, axis=1)
+                logit = apply(vs, gs, frame, voice_index, yfs, drive[:, :, None], n, method=_notes_logit_at)
+                u = jax.lax.dynamic_index_in_dim(uniform, n, axis=1, keepdims=False)
+                return bits.at[:, n].set(draw_bits(logit, u, temperature).astype(jnp.float32))
+
+            return jax.lax.fori_loop(0, M, pitch_body, jnp.zeros((B, M), jnp.float32))
+
+        def notes_fast(yt_now):
+            # Everything but the predicted voice's own lower onsets is fixed during the pitch loop:
+            # the other voices' new states, their sum's contribution to the global update.
+            duration = apply(yt_now[:, :width], method=_notes_duration_embedding)  # [B, W, H]
+            drive = (embedded + duration[:, :, None] + absolute) * scale
+            others = jnp.where(is_v[None, :, None, None], 0.0, jax.nn.relu(mixed + drive))
+            pre_global = others.sum(axis=1) @ w_from
+            if projected_global is not None:
+                pre_global = pre_global + projected_global
+            base = jnp.take(mixed, v, axis=1) + jnp.take(duration, v, axis=1)[:, None] + absolute
+
+            def pitch_body(n, bits):
+                own = bits @ jax.lax.dynamic_index_in_dim(causal, n, axis=1, keepdims=False)
+                h0 = jax.nn.relu(jax.lax.dynamic_index_in_dim(base, n, axis=1, keepdims=False) + own)
+                joint = h0 @ w_joint
+                hidden = w_from.shape[1]
+                g = jax.nn.relu(jax.lax.dynamic_index_in_dim(pre_global, n, axis=1, keepdims=False) + joint[:, :hidden])
+                r = jax.nn.relu(g @ w_pooled + joint[:, hidden:])
+                logit = r @ w_out + bias[n]
+                u = jax.lax.dynamic_index_in_dim(uniform, n, axis=1, keepdims=False)
+                return bits.at[:, n].set(draw_bits(logit, u, temperature).astype(jnp.float32))
+
+            return jax.lax.fori_loop(0, M, pitch_body, jnp.zeros((B, M), jnp.float32))
+
+        def sample(_):
+            ys, yts = y[:, perm], yt[:, perm]
+            yfs = yf[:, perm][:, :, perm]
+            logits = apply(dur_states, frame, voice_index, ys, yts, yfs, loc, method=_duration_logits)
+            d = draw_duration(logits, gumbel, temperature).astype(jnp.int32) + NUM_SPECIAL
+            d = jnp.where(clamped, clamp_d, d)
+            if fast:
+                bits = notes_fast(yt.at[:, v].set(d))
+            else:
+                bits = notes_generic(yts.at[:, 0].set(d), ys, yfs)
+            return d, jnp.where(clamped[:, None], clamp_n, bits)
+
+        def teacher(_):
+            return clamp_d, clamp_n
+
+        need = jnp.any(on_v & ~clamped)
+        d, bits = jax.lax.cond(need, sample, teacher, None)
+        y = y.at[:, v].set(jnp.where(on_v[:, None], bits, y[:, v]))
+        yt = yt.at[:, v].set(jnp.where(on_v, d, yt[:, v]))
+        ticks = jnp.asarray(NOTE_TICKS, jnp.int32)[jnp.clip(d, 0, len(NOTE_TICKS) - 1)]
+        remaining = remaining.at[:, v].set(jnp.where(on_v, ticks, remaining[:, v]))
+        ptr = ptr.at[:, v].add((on_v & clamped).astype(jnp.int32))
+        if fast:
+            row = apply(jnp.take(y, v, axis=1)[:, None], method=_notes_pitch_embedding)[:, 0]
+            embedded = embedded.at[:, v].set(row)
+        return y, yt, remaining, ptr, embedded
+
+    y, yt, remaining, ptr, _ = jax.lax.fori_loop(0, voices, voice_body, (y, yt, remaining, ptr, embedded))
+    y8, yt8, yf8 = y.astype(jnp.int8), yt.astype(jnp.int8), yf.astype(jnp.int8)
+    e = jnp.concatenate([e[:, 1:], y8[:, None]], axis=1)
+    t = jnp.concatenate([t[:, 1:], yt[:, None]], axis=1)
+    f = jnp.concatenate([f[:, 1:], yf8[:, None]], axis=1)
+    carry = (e, t, f, remaining, quarters, phase, jnp.zeros_like(first), ptr, step + 1, keys)
+    return carry, (y8, yt8, yf8, quarters, phase)
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_fn(config, voices: int, temperature: float, length: int, fast_notes: bool = True,
+              merge_unused: bool = False):
+    """Jitted ``(variables, consts, carry) -> (carry, frames)`` running ``length`` frames."""
+    model = MultiVoiceModel(config)
+
+    def run(variables, consts, carry):
+        causal, absolute = model.apply(variables, method=_notes_constants)
+        consts = dict(consts, causal=causal, absolute=absolute)
+        body = functools.partial(_frame_step, model, variables, voices, temperature, fast_notes, merge_unused, consts)
+        return jax.lax.scan(body, carry, None, length=length)
+
+    return jax.jit(run)
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+
+
+def _initial_carry(cfg, num_scores: int, voices: int, seed: int, prompt: Optional[Prompt], pickup: Fraction):
+    B, C, V, M = num_scores, cfg.voice_history, cfg.num_voices, cfg.pitch_range
+    pad_e = np.zeros((C, V, M), np.int8)
+    pad_t = np.full((C, V), START, np.int32)
+    pad_f = np.broadcast_to(np.eye(V, dtype=np.int8), (C, V, V))
+    remaining = np.zeros((V,), np.int64)
+    time = Fraction(0)
+    first = prompt is None
+    if prompt is not None:
+        pad_e = np.concatenate([pad_e, prompt.notes])[-C:]
+        pad_t = np.concatenate([pad_t, prompt.durations.astype(np.int32)])[-C:]
+        pad_f = np.concatenate([pad_f, prompt.flows])[-C:]
+        times = frame_times(prompt.durations)
+        time = times[-1]
+        ends = _channel_ends(np.asarray(prompt.durations), times)
+        live = [end - time for end in ends if end is not None and end > time]
+        fallback = min(live) if live else Fraction(0)
+        for c, end in enumerate(ends):
+            if c < voices and end is not None:
+                remaining[c] = int((end - time if end > time else fallback) * TICKS_PER_QUARTER)
+    # Location time t' = t - frac(pickup) as quarters + phase / TPQ.
+    shifted = time - (pickup % 1)
+    ticks = int(round(shifted * TICKS_PER_QUARTER))
+    quarters, phase = divmod(ticks, TICKS_PER_QUARTER)
+    rep = lambda x: np.broadcast_to(x, (B,) + np.shape(x)).copy()
+    return (
+        rep(pad_e), rep(pad_t), rep(pad_f), rep(remaining.astype(np.int32)),
+        np.full((B,), quarters, np.int32), np.full((B,), phase, np.int32), np.full((B,), first),
+        np.zeros((B, V), np.int32), np.int32(0), score_keys(seed, B),
+    )
+
+
+def _clamp_consts(clamp: Optional[Clamp], V: int, M: int, voices: int) -> dict:
+    """Clamp tables indexed by channel, ``K`` padded to a power of two >= 8 (one compile for
+    runs with and without clamps of similar length)."""
+    length = np.zeros((V,), np.int32)
+    width = 8 if clamp is None else max(8, 1 << int(np.asarray(clamp.durations).shape[1] - 1).bit_length())
+    dur = np.full((V, width), -1, np.int32)
+    notes = np.zeros((V, width, M), np.int8)
+    if clamp is not None:
+        d = np.asarray(clamp.durations, np.int32)
+        if ((d[d >= 0] < NUM_SPECIAL) | (d[d >= 0] >= len(NOTE_TICKS))).any():
+            raise ValueError("clamp durations must be note-value vocabulary indices")
+        for i, c in enumerate(clamp.channels):
+            if not 0 <= c < voices:
+                raise ValueError(f"clamped channel {c} is not one of the {voices} voices")
+            dur[c, : d.shape[1]] = d[i]
+            notes[c, : d.shape[1]] = clamp.notes[i]
+            length[c] = clamp.lengths()[i]
+    return {"clamp_len": length, "clamp_dur": dur, "clamp_notes": notes}
+
+
+def sample(
+    model: MultiVoiceModel,
+    params: Any,
+    *,
+    num_scores: int = 1,
+    voices: Optional[int] = None,
+    frames: Optional[int] = None,
+    beats: Optional[float] = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+    prompt: Optional[Prompt] = None,
+    clamp: Optional[Clamp] = None,
+    chunk_frames: int = 25,
+    max_frames: int = MAX_FRAMES,
+    progress: Optional[Callable[[int, int], None]] = None,
+    fast_notes: bool = True,
+    pickup: Union[Fraction, int, float, None] = None,
+) -> list[SampledScore]:
+    """Sample ``num_scores`` scores.
+
+    Args:
+      model, params: a coupled :class:`MultiVoiceModel` and its parameters (e.g. ``state.ema_params``
+        of ``voicecomp.train.load_checkpoint``).
+      voices: number of voices 1..6 (default 4; with a prompt, the prompt's last-frame voices).
+      frames: frames (events) to sample after the prompt; or ``beats``: sample until every score's
+        next frame starts at or after this many quarter notes from the score start (frames
+        starting later are dropped, the last notes may sound beyond it).
+      temperature: softmax / sigmoid temperature (0: greedy).
+      seed: scores are a deterministic function of (seed, score index, model, options).
+      prompt: continue these frames (:class:`Prompt`); clamp: teacher-forced voices (:class:`Clamp`).
+      chunk_frames: frames per jit call (progress granularity); ``progress(done, total)`` after
+        each (``total`` None with ``beats``).
+      pickup: quarter notes before the first barline (location classes and barlines); default 0,
+        with a prompt the prompt's.
+      fast_notes: use the specialised pitch loop where supported (hierarchical, float32); False:
+        the generic loop over ``notes.recurrence.last_step`` (any coupled model, slower).
+    Returns one :class:`SampledScore` per score (prompt frames first).
+    """
+    cfg = model.config
+    if cfg.architecture not in ("hierarchical", "distributed"):
+        raise ValueError(f"sampling supports the coupled architectures, not {cfg.architecture!r}")
+    if (frames is None) == (beats is None):
+        raise ValueError("give exactly one of frames and beats")
+    if prompt is not None:
+        if voices is not None and voices != prompt.voices:
+            raise ValueError(f"the prompt has {prompt.voices} voices, not {voices}")
+        voices = prompt.voices
+    voices = 4 if voices is None else int(voices)
+    if not 1 <= voices <= cfg.num_voices:
+        raise ValueError(f"voices must be 1..{cfg.num_voices}, got {voices}")
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    consts = _clamp_consts(clamp, cfg.num_voices, cfg.pitch_range, voices)
+    merge = voices < cfg.num_voices - 1 and (
+        prompt is None or _unused_channels_alike(prompt, voices, cfg.voice_history))
+    if prompt is not None:
+        pickup = prompt.pickup
+    pickup = Fraction(pickup or 0)
+    carry = _initial_carry(cfg, num_scores, voices, seed, prompt, pickup)
+    variables = {"params": params}
+    target = frames if frames is not None else max_frames
+    n_chunks = max(1, math.ceil(target / chunk_frames)) if frames is not None else None
+    length = math.ceil(target / n_chunks) if frames is not None else chunk_frames
+    outputs = []
+    done = 0
+    while done < target:
+        carry, out = _chunk_fn(cfg, voices, float(temperature), length, fast_notes, merge)(variables, consts, carry)
+        out = jax.device_get(out)
+        outputs.append(out)
+        done += length
+        if progress is not None:
+            progress(min(done, target), target if frames is not None else None)
+        if beats is not None:
+            # Next frame time of every score (its earliest end): stop when all reached `beats`.
+            q, p = out[3][-1], out[4][-1]
+            rem = np.where(np.arange(cfg.num_voices) < voices, np.asarray(carry[3]), np.iinfo(np.int32).max).min(1)
+            next_time = q + (p + rem) / TICKS_PER_QUARTER + float(pickup % 1)
+            if (next_time >= beats).all():
+                break
+    y, yt, yf, q, p = (np.concatenate([o[i] for o in outputs]) for i in range(5))
+    scores = []
+    base = pickup % 1
+    for b in range(num_scores):
+        times = [Fraction(int(qq)) + Fraction(int(pp), TICKS_PER_QUARTER) + base for qq, pp in zip(q[:, b], p[:, b])]
+        keep = len(times) if frames is None else frames
+        if beats is not None:
+            keep = sum(1 for x in times if x < beats)
+        parts = [y[:keep, b], yt[:keep, b], yf[:keep, b]]
+        prompt_times: list[Fraction] = []
+        if prompt is not None:
+            parts = [np.concatenate([a, x]) for a, x in zip((prompt.notes, prompt.durations, prompt.flows), parts)]
+            prompt_times = frame_times(prompt.durations)
+        scores.append(SampledScore(
+            notes=parts[0].astype(np.int8), durations=parts[1].astype(np.int8), flows=parts[2].astype(np.int8),
+            times=tuple(prompt_times) + tuple(times[:keep]), pickup=pickup,
+            prompt_frames=0 if prompt is None else prompt.num_frames,
+        ))
+    return scores

@@ -14,6 +14,10 @@ devices share the same cores, so flat scaling is expected).
 
 from __future__ import annotations
 
+from voicecomp.runtime import use_all_cpu_cores
+
+use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
+
 import dataclasses
 import json
 import os
@@ -28,8 +32,9 @@ from absl import app, flags
 _KERNSCORES_DIR = flags.DEFINE_string(
     "kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES, else ../shared/kernscores).")
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Training examples per step (the published recipe: 100).")
-_EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 256, "Evaluation examples per batch (evaluate.py's default).")
-_EVAL_FRAMES = flags.DEFINE_integer("eval_max_frames", 128, "Distinct frames per evaluation batch.")
+_EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 96, "Evaluation examples per batch (evaluate.py's default).")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", 0, "Distinct frames per training batch (0: half the batch).")
+_EVAL_FRAMES = flags.DEFINE_integer("eval_max_frames", 36, "Distinct frames per evaluation batch.")
 _HISTORY = flags.DEFINE_integer("voice_history", 10, "History C (exp. 6: 10).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed training steps (after 2 warm-up steps).")
 _EVAL_BATCHES = flags.DEFINE_integer("eval_batches", 10, "Timed evaluation batches (after 1 warm-up).")
@@ -62,7 +67,8 @@ def bench() -> dict:
 
     base = PRESETS["multi_6"]
     model = dataclasses.replace(base.model, voice_history=_HISTORY.value, global_history=_HISTORY.value)
-    config = base.replace(kernscores_dir=_kernscores_dir(), batch_size=_BATCH.value, model=model)
+    config = base.replace(kernscores_dir=_kernscores_dir(), batch_size=_BATCH.value, model=model,
+                          max_frames=_MAX_FRAMES.value)
     devices = jax.device_count()
     shards = _SHARDS.value or devices
     config = config.replace(batch_shards=shards)
@@ -76,7 +82,7 @@ def bench() -> dict:
     placement = train_lib.Placement.local(shards)
 
     # prebuilt batches (not timed)
-    batcher = task.batcher("train", shards=shards, batch_size=config.batch_size, max_frames=config.batch_size)
+    batcher = task.batcher("train", shards=shards, batch_size=config.batch_size, max_frames=config.max_frames)
     stream = batcher.training(config.seed, encoding.BatchPosition())
     train_batches = [next(stream)[1] for _ in range(_STEPS.value + 2)]
     eval_batcher = task.batcher("train", shards=shards, batch_size=_EVAL_BATCH.value, max_frames=_EVAL_FRAMES.value,

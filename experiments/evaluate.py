@@ -10,6 +10,10 @@ the last line of output is one JSON object with the same figures.
 
 from __future__ import annotations
 
+from voicecomp.runtime import use_all_cpu_cores
+
+use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
+
 import json
 import time
 
@@ -21,8 +25,10 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Work directory of a run (
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest readable).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test", "test_nonpiano"], "Split to evaluate.")
 _KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
-_BATCH = flags.DEFINE_integer("batch_size", 256, "Examples per evaluation batch.")
-_MAX_FRAMES = flags.DEFINE_integer("max_frames", 128, "Distinct frames per batch.")
+# Small batches keep each recurrent step's working set in cache: on a 2-core CPU 96/36
+# evaluated ~35% faster than 256/96.
+_BATCH = flags.DEFINE_integer("batch_size", 96, "Examples per evaluation batch.")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", 36, "Distinct frames per batch (their examples share history).")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate a fixed seeded sample of this many examples (0: all).")
 _JSON = flags.DEFINE_bool("json", False, "End the output with one JSON line of the figures.")
 flags.mark_flag_as_required("checkpoint")

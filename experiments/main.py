@@ -16,6 +16,10 @@ The output folder is named at the end.
 
 from __future__ import annotations
 
+from voicecomp.runtime import use_all_cpu_cores
+
+use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
+
 import dataclasses
 import json
 import sys

@@ -11,6 +11,10 @@ WORKDIR/metrics.jsonl and WORKDIR/learning_curves.png; Ctrl-C saves a checkpoint
 
 from __future__ import annotations
 
+from voicecomp.runtime import use_all_cpu_cores
+
+use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
+
 from absl import app, flags, logging
 
 from voicecomp import flags as vc_flags

@@ -37,7 +37,7 @@ class TrainConfig:
     l2: float = 1e-4  # added to the gradient, as the reference's weight_decay
     ema_decay: float = 0.999
     batch_size: int = 100
-    max_frames: int = 0  # distinct frames per batch (0: batch_size; fewer share history more)
+    max_frames: int = 0  # distinct frames per batch (0: half the batch size; frames share history)
     batch_shards: int = 0  # packs per batch, spread over devices (0: the device count)
     num_steps: int = 10_000
     seed: int = 0

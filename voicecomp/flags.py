@@ -38,7 +38,7 @@ def define_train_flags() -> None:
     flags.DEFINE_float("l2", None, f"L2 coefficient added to the gradient (default {_DEFAULT.l2}).")
     flags.DEFINE_float("ema_decay", None, f"Iterate-average decay (default {_DEFAULT.ema_decay}).")
     flags.DEFINE_integer("batch_size", None, f"Examples per step (default {_DEFAULT.batch_size}).")
-    flags.DEFINE_integer("max_frames", None, "Distinct frames per batch (default: batch size); frames share history.")
+    flags.DEFINE_integer("max_frames", None, "Distinct frames per batch (default: half the batch size); a frame's examples share its history.")
     flags.DEFINE_integer("batch_shards", None, "Packs per batch, one per device (default: the device count).")
     flags.DEFINE_integer("num_steps", None, f"Training steps (default {_DEFAULT.num_steps}).")
     flags.DEFINE_integer("seed", None, f"Seed of initialisation and data order (default {_DEFAULT.seed}).")

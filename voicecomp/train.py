@@ -148,11 +148,13 @@ class FrameBatcher:
 
     def __init__(self, table: encoding.FrameTable, history: int, batch_size: int, max_frames: int,
                  examples: Optional[np.ndarray] = None, shards: int = 1, drop_idle_channels: bool = False):
-        max_frames = max_frames or batch_size
-        if batch_size % shards or max_frames % shards:
-            raise ValueError(f"batch_size ({batch_size}) and max_frames ({max_frames}) must divide into {shards} shards")
+        # About half as many frame rows as example slots: frames carry ~2.2 examples on
+        # average, and an unused frame row costs C recurrent steps, an unused example one.
+        max_frames = max_frames or batch_size // 2
+        if batch_size % shards:
+            raise ValueError(f"batch_size ({batch_size}) must divide into {shards} shards")
         self.table, self.history, self.shards = table, history, shards
-        self.pack_examples, self.pack_frames = batch_size // shards, max_frames // shards
+        self.pack_examples, self.pack_frames = batch_size // shards, max(1, max_frames // shards)
         if self.pack_examples < encoding.MAX_VOICES:
             raise ValueError(f"each shard needs at least {encoding.MAX_VOICES} example slots")
         if examples is None:
@@ -388,20 +390,30 @@ def evaluate(
 ) -> metrics.Evaluation:
     """Stream every example of ``batcher`` through the model; exact whatever the batching."""
     placement = placement or Placement.local(batcher.shards)
+    params = placement.replicate(params)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=batcher.num_examples, unit="ex", desc="evaluating", file=sys.stderr, mininterval=1.0)
-    for batch in batcher.sequential():
-        outputs = jax.device_get(eval_step(params, placement.put(batch)))
+    def collect(batch, outputs) -> None:
         flat = lambda x: np.reshape(x, (-1,) + np.shape(x)[2:])  # noqa: E731 - shards x examples -> examples
-        time_ce, note_ce, duration_logits, note_logits = map(flat, outputs)
+        time_ce, note_ce, duration_logits, note_logits = map(flat, jax.device_get(outputs))
         accumulator.add(time_ce, note_ce, duration_logits, note_logits, flat(batch["duration_target"]),
                         flat(batch["notes_target"]), flat(batch["weight"]) > 0)
         if bar is not None:
             bar.update(int(batch["weight"].sum()))
+
+    # One batch in flight: the next is gathered and dispatched before the last is fetched.
+    pending = None
+    for batch in batcher.sequential():
+        outputs = eval_step(params, placement.put(batch))
+        if pending is not None:
+            collect(*pending)
+        pending = (batch, outputs)
+    if pending is not None:
+        collect(*pending)
     if bar is not None:
         bar.close()
     return accumulator.result(train_events_per_beat, split_events_per_beat)
@@ -562,7 +574,7 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     task.config = config
 
     tx = make_optimizer(config)
-    max_frames = config.max_frames or config.batch_size
+    max_frames = config.max_frames
     placement = Placement.local(config.batch_shards)
     batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames)
     first_pack = {k: v[0] for k, v in next(batcher.sequential()).items()}

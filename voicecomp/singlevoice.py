@@ -427,12 +427,13 @@ def gather_part_examples(table: PartTable, indices: np.ndarray, history_m: int) 
     if pad.any():
         e[pad] = 0
         t[pad] = START
-    y = table.notes[indices]
-    yt = table.durations[indices]
+    return {"e": e, "t": t, **_current_event(table.location_class[indices], table.notes[indices], table.durations[indices])}
+
+
+def _current_event(location_class: np.ndarray, y: np.ndarray, yt: np.ndarray) -> dict[str, np.ndarray]:
+    """The predicted event's inputs and targets (the duration target indexes the 52 note values)."""
     return {
-        "e": e,
-        "t": t,
-        "loc": table.location_class[indices].astype(np.int32),
+        "loc": location_class.astype(np.int32),
         "y": y,
         "yt": yt,
         "duration_target": yt.astype(np.int32) - NUM_SPECIAL,
@@ -499,15 +500,8 @@ def gather_frame_history_examples(
     frames = frames_table.example_frame[examples]
     voices = frames_table.example_voice[examples].astype(np.int64)
     batch = _gather_channel_history(frames_table, frames, voices, history_m)
-    y = frames_table.notes[frames, voices]
-    yt = frames_table.durations[frames, voices]
-    batch.update(
-        loc=frames_table.location_class[frames].astype(np.int32),
-        y=y,
-        yt=yt,
-        duration_target=yt.astype(np.int32) - NUM_SPECIAL,
-        notes_target=y,
-    )
+    batch.update(_current_event(frames_table.location_class[frames], frames_table.notes[frames, voices],
+                                frames_table.durations[frames, voices]))
     return batch
 
 
@@ -540,15 +534,7 @@ def gather_part_frame_history(
     batch = _gather_channel_history(
         frames_table, global_frames[indices], table.event_channel[indices], history_m
     )
-    y = table.notes[indices]
-    yt = table.durations[indices]
-    batch.update(
-        loc=table.location_class[indices].astype(np.int32),
-        y=y,
-        yt=yt,
-        duration_target=yt.astype(np.int32) - NUM_SPECIAL,
-        notes_target=y,
-    )
+    batch.update(_current_event(table.location_class[indices], table.notes[indices], table.durations[indices]))
     return batch
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
@@ -273,7 +274,7 @@ def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = Tr
     return Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
 
 
-class Task:
+class Task(abc.ABC):
     """What the training loop needs from a factorisation: its model, batches and losses.
 
     Subclasses: :class:`MultiVoiceTask` here, the single-voice task in
@@ -288,26 +289,33 @@ class Task:
     def __init__(self, config: TrainConfig):
         self.config = config
 
+    @abc.abstractmethod
     def init_params(self, rng: jax.Array, pack: dict[str, np.ndarray]) -> Any:
-        raise NotImplementedError
+        """Initial parameters from one (shard) pack."""
 
+    @abc.abstractmethod
     def shard_outputs(self, params: Any, batch: dict[str, jax.Array]):
-        raise NotImplementedError
+        """Per-example ``(time_ce, note_ce, duration_logits, note_logits)`` of one shard."""
 
+    @abc.abstractmethod
     def batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, examples=None):
-        raise NotImplementedError
+        """Batches of a split: ``.training(seed, position)``, ``.sequential()``, ``.num_examples``, ``.shards``."""
 
+    @abc.abstractmethod
     def num_examples(self, split: str) -> int:
-        raise NotImplementedError
+        """Examples in a split."""
 
+    @abc.abstractmethod
     def events_per_beat(self, split: str) -> float:
-        raise NotImplementedError
+        """The split's events per beat (bits-per-beat conversion)."""
 
+    @abc.abstractmethod
     def splits(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The splits this task has loaded."""
 
+    @abc.abstractmethod
     def dummy_pack(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """A small pack of the right shapes, for initialising a model to restore into."""
 
     def describe(self) -> str:
         return ""

@@ -47,6 +47,8 @@ def main(argv):
         config = vc_flags.config_from_flags()
     except KeyError as err:  # an unknown --experiment
         raise app.UsageError(str(err.args[0])) from None
+    except ValueError as err:  # a flag that does not fit the preset's model
+        raise app.UsageError(str(err)) from None
     try:
         train_lib.train(config, flags.FLAGS.workdir)
     except train_lib.NonFiniteLoss as err:

@@ -87,6 +87,11 @@ def config_from_flags(base: TrainConfig | None = None) -> TrainConfig:
     if model_changes:
         import dataclasses
 
+        fields = {f.name for f in dataclasses.fields(model)}
+        foreign = sorted(set(model_changes) - fields)
+        if foreign:
+            raise ValueError(f"--{', --'.join(foreign)} do(es) not apply to {base.task} models "
+                             f"({type(model).__name__}); set them in a preset instead")
         model = dataclasses.replace(model, **model_changes)
     run_changes = {name: values[name].value for name in _RUN_FIELDS if values[name].value is not None}
     if not values["corpus"].present:

@@ -1,4 +1,4 @@
-"""Sampling throughput and validity with a trained checkpoint (default: the published exp.-6 weights).
+r"""Sampling throughput and validity with a trained checkpoint (default: the published exp.-6 weights).
 
     python experiments/import_reference.py --weights=../shared/reference/multipart6_weights.npz \\
         --workdir=/tmp/published6          # once

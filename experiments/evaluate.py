@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on a whole split, in bits per beat (both conventions of SPEC §2).
+r"""Evaluate a checkpoint on a whole split, in bits per beat (both conventions of SPEC §2).
 
   python experiments/evaluate.py --checkpoint=runs/exp6 --split=test_nonpiano \
       --kernscores_dir=../shared/kernscores [--json]

@@ -1,4 +1,4 @@
-"""Turn the published reference weights into a voicecomp checkpoint.
+r"""Turn the published reference weights into a voicecomp checkpoint.
 
   python experiments/import_reference.py --weights=../shared/reference/multipart6_weights.npz \
       --workdir=runs/published6

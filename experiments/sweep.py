@@ -1,4 +1,4 @@
-"""Run a grid of training runs: presets x flag values x seeds, idempotent and resumable.
+r"""Run a grid of training runs: presets x flag values x seeds, idempotent and resumable.
 
   # plan + run locally (sequentially on CPU; one process per local GPU when there are several)
   python experiments/sweep.py --sweep_dir=sweeps/hist --experiments=multi_1,multi_2 \

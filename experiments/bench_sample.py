@@ -1,6 +1,6 @@
 r"""Sampling throughput and validity with a trained checkpoint (default: the published exp.-6 weights).
 
-    python experiments/import_reference.py --weights=../shared/reference/multipart6_weights.npz \\
+    python experiments/import_reference.py --weights=../shared/reference/multipart6_weights.npz \
         --workdir=/tmp/published6          # once
     python experiments/bench_sample.py --checkpoint=/tmp/published6 [--num_scores=100 --frames=150]
 

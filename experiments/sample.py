@@ -1,6 +1,6 @@
 r"""Sample scores from a trained multi-voice checkpoint (SPEC §6) and write them out.
 
-  python experiments/sample.py --checkpoint=runs/published6 --num_scores=4 --voices=4 --frames=150 \\
+  python experiments/sample.py --checkpoint=runs/published6 --num_scores=4 --voices=4 --frames=150 \
       --temperature=1 --seed=0 --out_dir=samples --formats=kern,mid,wav,png,svg
 
 Continue a score from its first N frames (the voices are those of the prompt's last frame):

@@ -33,7 +33,7 @@ def chorale_data(kernscores_corpus, encoded_kernscores):
         "train": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[2:]}),
         "test": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[:2]}),
     }
-    return train_lib.Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
+    return train_lib.Data(tables=tables)
 
 
 def test_loss_falls(tmp_path, chorale_data):
@@ -107,8 +107,7 @@ def test_leaving_idle_channels_out_is_exact(frame_tables):
     """Evaluation batches drop channels that stay EMPTY through a window; nothing changes."""
     config = TINY.replace(model=TINY_MODEL.__class__(voice_history=3, global_history=3, duration_hidden=16,
                                                      notes_hidden=16, pitch_embedding=8, init_std=0.2))
-    data = train_lib.Data(tables={"train": frame_tables["test"], "test": frame_tables["test"]},
-                          train_events_per_beat=frame_tables["test"].events_per_beat)
+    data = train_lib.Data(tables={"train": frame_tables["test"], "test": frame_tables["test"]})
     task = train_lib.MultiVoiceTask(config, data=data)
     params = task.init_params(jax.random.PRNGKey(0), task.dummy_pack())
     examples = train_lib.sample_examples(task.num_examples("test"), 600, seed=0)

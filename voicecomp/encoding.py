@@ -324,53 +324,6 @@ class BatchPosition:
     batch: int = 0
 
 
-def training_batches(
-    num_items: int, batch_size: int, seed: int, start: BatchPosition = BatchPosition()
-) -> Iterator[tuple[BatchPosition, np.ndarray]]:
-    """Seeded shuffled batches, epoch after epoch; each epoch's order depends only
-    on (seed, epoch), so a run resumed at ``start`` sees exactly the same batches."""
-    if num_items < batch_size:
-        raise ValueError(f"{num_items} examples cannot fill a batch of {batch_size}")
-    epoch, batch = start.epoch, start.batch
-    per_epoch = num_items // batch_size
-    while True:
-        order = np.random.default_rng([seed, epoch]).permutation(num_items)
-        while batch < per_epoch:
-            yield BatchPosition(epoch, batch), order[batch * batch_size : (batch + 1) * batch_size]
-            batch += 1
-        epoch, batch = epoch + 1, 0
-
-
-def sequential_batches(num_items: int, batch_size: int) -> Iterator[np.ndarray]:
-    """In-order batches covering every item once (the last may be short)."""
-    for lo in range(0, num_items, batch_size):
-        yield np.arange(lo, min(lo + batch_size, num_items))
-
-
-def frame_grouped_batches(table: FrameTable, batch_size: int) -> Iterator[np.ndarray]:
-    """Evaluation batches of whole frames (each frame's examples together), in order.
-
-    Grouping by frame lets the model share each frame's history; evaluation is
-    exact whatever the grouping.
-    """
-    order = np.lexsort((table.example_voice, table.example_frame))
-    frames = table.example_frame[order]
-    boundaries = np.nonzero(np.diff(frames))[0] + 1
-    starts = np.concatenate([[0], boundaries])
-    lo = 0
-    for cut in starts[1:]:
-        if cut - lo > batch_size:
-            # close the batch before this frame's group
-            previous = starts[starts < cut]
-            split = previous[previous > lo]
-            end = split[-1] if split.size else cut
-            yield order[lo:end]
-            lo = end
-    while lo < order.shape[0]:
-        yield order[lo : lo + batch_size]
-        lo += batch_size
-
-
 def encode_corpus(corpus, *, location_arithmetic: str = "reference") -> tuple[dict[str, EncodedScore], dict[str, str]]:
     """Encode every score of a :class:`~voicecomp.data.corpus.Corpus`.
 

@@ -629,8 +629,6 @@ class SingleVoiceTask(_train.Task):
     converted at the paper's fixed 1.219 events per beat.
     """
 
-    name = "singlevoice"
-
     def __init__(self, config: TrainConfig, data: Optional[Mapping[str, PartTable]] = None,
                  splits=("train", "test"), progress: bool = True, corpus=None):
         super().__init__(config)

@@ -258,7 +258,6 @@ def _keep_channels(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.
 @dataclasses.dataclass
 class Data:
     tables: dict[str, encoding.FrameTable]
-    train_events_per_beat: float
 
 
 def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = True) -> Data:
@@ -271,7 +270,7 @@ def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = Tr
         encoded = {k: v for k, v in encoded.items() if corpus.corpus_of[k] in config.corpora}
     wanted = tuple(dict.fromkeys(("train",) + tuple(splits)))
     tables = encoding.split_tables(corpus, encoded, wanted)
-    return Data(tables=tables, train_events_per_beat=tables["train"].events_per_beat)
+    return Data(tables=tables)
 
 
 class Task(abc.ABC):
@@ -283,8 +282,6 @@ class Task(abc.ABC):
     one shard to per-example ``(time_ce, note_ce, duration_logits, note_logits)``
     and carries ``duration_target`` / ``notes_target``.
     """
-
-    name = ""
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -323,8 +320,6 @@ class Task(abc.ABC):
 
 class MultiVoiceTask(Task):
     """Factorisation (5): coupled multi-voice models on frame-shared batches (SPEC §1.4, §3)."""
-
-    name = "multivoice"
 
     def __init__(self, config: TrainConfig, data: Optional[Data] = None, splits=("train", "test"), progress=True):
         super().__init__(config)

@@ -6,7 +6,8 @@
   python experiments/train.py --list_experiments
 
 Progress lines show step, examples/s, losses and ETA; metrics go to
-WORKDIR/metrics.jsonl and WORKDIR/learning_curves.png; Ctrl-C saves a checkpoint.
+WORKDIR/metrics.jsonl and WORKDIR/learning_curves.png; Ctrl-C (or --max_minutes running
+out) saves a checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ flags.adopt_module_key_flags(vc_flags)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-host runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
+_MAX_MINUTES = flags.DEFINE_float("max_minutes", 0.0, "Wall-clock limit of this invocation (0: none): checkpoint and "
+                                  "exit when reached; rerun to continue. Single-host runs only.")
 
 
 def main(argv):
@@ -38,6 +41,8 @@ def main(argv):
         return 0
     if not flags.FLAGS.workdir:
         raise app.UsageError("--workdir is required (or --list_experiments)")
+    if _COORDINATOR.value and _MAX_MINUTES.value:
+        raise app.UsageError("--max_minutes would stop hosts at different steps; not available with multi-host runs")
     if _COORDINATOR.value:
         import jax
 
@@ -50,7 +55,7 @@ def main(argv):
     except ValueError as err:  # a flag that does not fit the preset's model
         raise app.UsageError(str(err)) from None
     try:
-        train_lib.train(config, flags.FLAGS.workdir)
+        train_lib.train(config, flags.FLAGS.workdir, max_seconds=60 * _MAX_MINUTES.value)
     except train_lib.NonFiniteLoss as err:
         print(f"error: {err}")
         return 3

@@ -93,6 +93,13 @@ def test_train_loop_runs_a_preset(small, tmp_path):
     assert evals and evals[-1]["test"]["bits_per_beat_reference"]["events_per_beat"] == pytest.approx(1.219)
     assert math.isfinite(evals[-1]["test"]["bits_per_beat_reference"]["total"])
 
+    # A wall-clock limit stops the run after the step in progress, with a checkpoint to resume from.
+    longer = config.replace(num_steps=6)
+    state = train_lib.train(longer, str(tmp_path), task=task, progress=False, max_seconds=1e-9)
+    assert int(state.step) == 4
+    state = train_lib.train(longer, str(tmp_path), task=task, progress=False)
+    assert int(state.step) == 6
+
 
 def test_batcher_order_is_resumable_and_sequential_pads(small):
     _, tables = small
@@ -181,3 +188,31 @@ def test_frame_history_preset_gathers_channel_history(small):
     expected = sv.gather_part_frame_history(tables["test"], frames, np.arange(20), 10)
     for key in expected:
         np.testing.assert_array_equal(batch[key], expected[key])
+
+
+@pytest.mark.parametrize("channels", [(1, 3), (4, 2)])
+def test_toeplitz_pitch_convolutions_match_direct_convolution(channels):
+    """The Toeplitz-matmul convolutions equal a direct convolution, values and kernel gradients."""
+    from voicecomp.models import singlevoice as models
+
+    cin, cout = channels
+    m = 78
+    rng = np.random.default_rng(cin)
+    x = jnp.asarray(rng.random((3, m, cin)) < 0.2, jnp.float32)
+    full = jnp.asarray(rng.normal(size=(2 * m - 1, cin, cout)), jnp.float32)
+    lower = jnp.asarray(rng.normal(size=(m - 1, cin, cout)), jnp.float32)
+
+    def direct_full(kernel):
+        return jax.lax.conv_general_dilated(x, kernel, (1,), [(m - 1, m - 1)], dimension_numbers=("NWC", "WIO", "NWC"))
+
+    def direct_lower(kernel):
+        out = jax.lax.conv_general_dilated(x, kernel, (1,), [(m - 1, 0)], dimension_numbers=("NWC", "WIO", "NWC"))
+        return out[:, :m]
+
+    weights = jnp.asarray(rng.normal(size=(3, m, cout)), jnp.float32)
+    for ours, direct, kernel in ((lambda k: models.relative_conv(x, k), direct_full, full),
+                                 (lambda k: models.causal_conv(x, k), direct_lower, lower)):
+        np.testing.assert_allclose(ours(kernel), direct(kernel), rtol=1e-5, atol=1e-4)
+        grad_ours = jax.grad(lambda k: jnp.sum(ours(k) * weights))(kernel)
+        grad_direct = jax.grad(lambda k: jnp.sum(direct(k) * weights))(kernel)
+        np.testing.assert_allclose(grad_ours, grad_direct, rtol=1e-5, atol=1e-4)

@@ -85,6 +85,9 @@ class Evaluation:
     duration_accuracy: float
     train_events_per_beat: float
     split_events_per_beat: float
+    # standard error of the mean of the per-example (time + notes) nats: the sampling error
+    # of an evaluation on a random sample of a split's examples
+    total_nats_stderr: float = float("nan")
 
     def bits(self, factor: float) -> dict[str, float]:
         time = bits_per_beat(self.time_nats, factor)
@@ -97,6 +100,7 @@ class Evaluation:
             "nats_per_event": {"time": self.time_nats, "notes": self.note_nats},
             "bits_per_beat_reference": {**self.bits(self.train_events_per_beat), "events_per_beat": self.train_events_per_beat},
             "bits_per_beat_split_rate": {**self.bits(self.split_events_per_beat), "events_per_beat": self.split_events_per_beat},
+            "total_nats_stderr": self.total_nats_stderr,
             "note_ap_percent": 100 * self.note_ap,
             "duration_accuracy_percent": 100 * self.duration_accuracy,
         }
@@ -149,4 +153,5 @@ class EvaluationAccumulator:
             duration_accuracy=float(np.concatenate(self._correct).mean()),
             train_events_per_beat=float(train_events_per_beat),
             split_events_per_beat=float(split_events_per_beat),
+            total_nats_stderr=float((time + notes).std() / np.sqrt(time.size)) if time.size > 1 else float("nan"),
         )

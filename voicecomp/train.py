@@ -556,8 +556,14 @@ class NonFiniteLoss(RuntimeError):
 
 
 def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, task: Optional[Task] = None,
-          progress: bool = True) -> TrainState:
-    """Train (or resume) the run in ``workdir``; returns the final state."""
+          progress: bool = True, max_seconds: float = 0.0) -> TrainState:
+    """Train (or resume) the run in ``workdir``; returns the final state.
+
+    ``max_seconds`` (0: none) is a wall-clock limit on this call, counted from its start: when
+    it is reached the run checkpoints and returns early, as on SIGTERM, and rerunning resumes.
+    It is not part of the configuration because it does not change what a step computes.
+    """
+    deadline = time.perf_counter() + max_seconds if max_seconds > 0 else math.inf
     os.makedirs(workdir, exist_ok=True)
     stored = None
     if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
@@ -654,9 +660,11 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
                 tick, tick_step, examples_seen = now, step, 0
             if config.eval_every and step % config.eval_every == 0:
                 run_eval(step)
-            if stop.received is not None:
+            if stop.received is not None or time.perf_counter() >= deadline:
                 save(step)
-                print(f"received signal {stop.received}: saved checkpoint at step {step}; resume by rerunning")
+                reason = f"received signal {stop.received}" if stop.received is not None else \
+                    f"reached the {max_seconds:.0f} s time limit"
+                print(f"{reason}: saved checkpoint at step {step}; resume by rerunning")
                 checkpointer.close()
                 return state
             if config.checkpoint_every and step % config.checkpoint_every == 0:

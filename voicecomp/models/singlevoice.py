@@ -135,15 +135,24 @@ def lower_mask(pitch_range: int) -> np.ndarray:
 
 
 # Below this many Toeplitz entries (M * M * Cin * Cout) the pitch convolutions run as one
-# matmul against the expanded Toeplitz matrix (much faster on CPU than a wide conv).
-_TOEPLITZ_LIMIT = 1 << 21
+# matmul against the expanded Toeplitz matrix: no multiplications by zero padding, and a
+# plain matrix product, several times faster on CPU than a wide convolution.
+_TOEPLITZ_LIMIT = 1 << 25
 
 
-def _toeplitz(kernel: Array, offsets: np.ndarray) -> Array:
-    """[M(p), M(n), Cin, Cout] with entry ``kernel[offsets[p, n]]`` (zero where offsets < 0)."""
-    valid = jnp.asarray(offsets >= 0)
-    gathered = kernel[np.maximum(offsets, 0)]  # [M, M, Cin, Cout]
-    return gathered * valid[:, :, None, None].astype(kernel.dtype)
+def _toeplitz(kernel: Array) -> Array:
+    """[M(p), M(n), Cin, Cout] with entry ``kernel[p - n + M - 1]``; kernel [2M-1, Cin, Cout].
+
+    Built from slices and reshapes of a tiled kernel (no gather), so that its gradient is a
+    sum of slices rather than a scatter-add, which is slow on CPU.
+    """
+    length = kernel.shape[0]
+    m = (length + 1) // 2
+    # With reversed = kernel[::-1], entry (p, n) is reversed[M-1-p+n]: row p of the tiled,
+    # rotated copy reshaped to width L-1 starts at reversed[M-1-p] and runs up without wrapping.
+    rotated = jnp.roll(kernel[::-1], -(m - 1), axis=0)
+    tiled = jnp.concatenate([rotated] * m, axis=0)[: m * (length - 1)]
+    return tiled.reshape((m, length - 1) + kernel.shape[1:])[:, :m]
 
 
 def relative_conv(x: Array, kernel: Array) -> Array:
@@ -154,8 +163,7 @@ def relative_conv(x: Array, kernel: Array) -> Array:
     """
     m = x.shape[1]
     if m * m * kernel.shape[1] * kernel.shape[2] <= _TOEPLITZ_LIMIT:
-        p, n = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
-        return jnp.einsum("bpc,pnco->bno", x, _toeplitz(kernel, p - n + m - 1))
+        return jnp.einsum("bpc,pnco->bno", x, _toeplitz(kernel))
     return jax.lax.conv_general_dilated(x, kernel, (1,), [(m - 1, m - 1)], dimension_numbers=("NWC", "WIO", "NWC"))
 
 
@@ -167,9 +175,9 @@ def causal_conv(y: Array, kernel: Array) -> Array:
     """
     m = y.shape[1]
     if m * m * kernel.shape[1] * kernel.shape[2] <= _TOEPLITZ_LIMIT:
-        p, n = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
-        offsets = np.where(p < n, m - 1 - (n - p), -1)
-        return jnp.einsum("bpc,pnco->bno", y, _toeplitz(kernel, offsets))
+        # the full relative kernel with zero taps at offsets d <= 0
+        full = jnp.concatenate([kernel, jnp.zeros((m,) + kernel.shape[1:], kernel.dtype)], axis=0)
+        return jnp.einsum("bpc,pnco->bno", y, _toeplitz(full))
     out = jax.lax.conv_general_dilated(y, kernel, (1,), [(m - 1, 0)], dimension_numbers=("NWC", "WIO", "NWC"))
     return out[:, :m]
 
@@ -342,18 +350,22 @@ class NotesNet(nn.Module):
             flat = z.reshape(batch, m, -1)
             return (flat @ self._param("w_top", (flat.shape[-1], 1)))[..., 0]
 
-        # rnn: one state per pitch over the history steps and the current step
+        # rnn: one state per pitch over the history steps and the current step.  Each step's
+        # [B, M, k] input is computed from small per-step tensors inside the loop: slicing one
+        # big [B, S, M, k] input instead makes every step's gradient a pad to the full size.
         xt = steps_t @ self._param("w_t", (VOCABULARY, k))  # [B, S, k]
         if c.notes_embedding:
-            xn = self._embed(e, c.embed_dim) @ self._param("w_emb", (c.embed_dim, k))  # [B, m, M, k]
+            emb = self._embed(e, c.embed_dim)  # [B, m, M, ch]
+            w_emb = self._param("w_emb", (c.embed_dim, k))
+
+            def history_input(s):
+                return emb[:, s] @ w_emb
         else:
-            kernel = self._param("w_n", (2 * m - 1, 1, k))
-            xn = jax.vmap(lambda frame: relative_conv(frame[:, :, None], kernel), in_axes=1, out_axes=1)(e)
-        cur = causal_conv(yc[:, :, None], self._param("w_y", (m - 1, 1, k)))[:, None]  # [B, 1, M, k]
-        xn = jnp.concatenate([xn, cur], axis=1)  # [B, S, M, k]
-        if not c.notes_history:
-            xn = xn.at[:, :-1].set(0.0)
-            xt = xt.at[:, :-1].set(0.0)
+            toeplitz = _toeplitz(self._param("w_n", (2 * m - 1, 1, k)))
+
+            def history_input(s):
+                return jnp.einsum("bpc,pnco->bno", e[:, s, :, None], toeplitz)
+        current_input = causal_conv(yc[:, :, None], self._param("w_y", (m - 1, 1, k)))  # [B, M, k]
         extra = 0.0
         if c.notes_pitch_onehot:
             extra = extra + self._pitch_onehot(k)[None]
@@ -361,8 +373,12 @@ class NotesNet(nn.Module):
             extra = extra + (jax.nn.one_hot(loc, NUM_LOCATIONS) @ self._param("w_loc", (NUM_LOCATIONS, k)))[:, None, :]
         w_h = self._param("w_h", (k, k))
         h = jnp.zeros((batch, m, k), jnp.float32)
-        for s in range(xn.shape[1]):
-            h = jax.nn.relu(h @ w_h + xt[:, s, None, :] + xn[:, s] + extra)
+        for s in range(hist + 1):
+            if s < hist:
+                x = (history_input(s) + xt[:, s, None, :]) if c.notes_history else 0.0
+            else:
+                x = current_input + xt[:, s, None, :]
+            h = jax.nn.relu(h @ w_h + x + extra)
         return (h @ self._param("w_top", (k, 1)))[..., 0]
 
     def _history_pitch(self, e: Array, k: int) -> Array:

@@ -67,20 +67,27 @@ def calibrate(config, task, workdir: str, steps: int = 10) -> tuple[float, float
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="1,2,3,4,8,9,10,16")
+    parser.add_argument("--rows", default="1,2,3,4,8,9,10,16", help="comma-separated Table 6 rows (1-22)")
     parser.add_argument("--steps", type=int, default=0, help="training steps per row (0: preset x --scale)")
-    parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--scale", type=float, default=0.5, help="fraction of the preset's step count when --steps is 0")
     parser.add_argument("--budget_minutes", type=float, default=0.0,
                         help="train each row for this wall-clock budget instead of a step count (0: off)")
     parser.add_argument("--hidden", type=int, default=None, help="override the hidden size (default: preset, 300)")
-    parser.add_argument("--kernscores_dir", default=None)
-    parser.add_argument("--workdir", default="/tmp/voicecomp_singlevoice")
-    parser.add_argument("--eval_batch", type=int, default=3000)
+    parser.add_argument("--kernscores_dir", default=None, help="KernScores root (default: $VOICECOMP_KERNSCORES)")
+    parser.add_argument("--workdir", default="/tmp/voicecomp_singlevoice", help="run directories, one per row (replaced)")
+    parser.add_argument("--eval_batch", type=int, default=3000, help="examples per evaluation batch")
     parser.add_argument("--eval_examples", type=int, default=0,
                         help="evaluate on this fixed random sample of the test examples (0: all of them); "
                              "the report gives the sample's standard error")
     parser.add_argument("--results", default="", help="append one JSON line per row to this file")
     args = parser.parse_args()
+    try:
+        row_numbers = [int(r) for r in args.rows.split(",") if r]
+    except ValueError:
+        parser.error(f"--rows must be comma-separated integers, got {args.rows!r}")
+    unknown = [r for r in row_numbers if f"single_{r:02d}" not in sv.SINGLE_VOICE_PRESETS]
+    if unknown:
+        parser.error(f"--rows: Table 6 has rows 1-22, got {unknown}")
 
     from voicecomp.data.corpus import load_corpus
 
@@ -91,7 +98,7 @@ def main():
           f"({time.perf_counter() - start:.1f} s)", flush=True)
 
     rows = []
-    for row in [int(r) for r in args.rows.split(",") if r]:
+    for row in row_numbers:
         name = f"single_{row:02d}"
         preset = sv.SINGLE_VOICE_PRESETS[name]
         steps = args.steps or max(int(preset.num_steps * args.scale), 1)

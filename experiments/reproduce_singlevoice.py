@@ -98,24 +98,22 @@ def main():
           f"({time.perf_counter() - start:.1f} s)", flush=True)
 
     rows = []
+    budget = 60 * args.budget_minutes
     for row in row_numbers:
         name = f"single_{row:02d}"
-        preset = sv.SINGLE_VOICE_PRESETS[name]
+        preset = sv.SINGLE_VOICE_PRESETS[name].replace(kernscores_dir=args.kernscores_dir)
         steps = args.steps or max(int(preset.num_steps * args.scale), 1)
         config = scaled_config(preset, steps, args.hidden)
-        if args.kernscores_dir:
-            config = config.replace(kernscores_dir=args.kernscores_dir)
         workdir = os.path.join(args.workdir, name)
         shutil.rmtree(workdir, ignore_errors=True)
         task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
         tick = time.perf_counter()
-        budget = 60 * args.budget_minutes
         if budget:
             fixed_s, step_s = calibrate(config, task, workdir + "_calibration")
             left = budget - (time.perf_counter() - tick)
             # The real run compiles again (a fresh step function); 2% slack for logging and checkpoints.
             steps = max(int((left - fixed_s) / step_s * 0.98), 1)
-            config = scaled_config(preset, steps, args.hidden).replace(kernscores_dir=config.kernscores_dir)
+            config = scaled_config(preset, steps, args.hidden)
             print(f"calibration: {fixed_s:.1f} s fixed cost, {step_s * 1e3:.1f} ms/step; "
                   f"{left:.0f} s of the budget left", flush=True)
         print(f"== {name}: {config.model.describe()}; {steps} steps, lr {config.learning_rate} "

@@ -15,7 +15,9 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from voicecomp import cli
 
 from voicecomp import encoding
 from voicecomp.data import corpus as corpus_lib
@@ -37,7 +39,11 @@ def _best(fn, repeats):
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    cli.check_kernscores_dir(_KERNSCORES_DIR.value)
+    for name, flag in (("history", _HISTORY), ("batch_size", _BATCH), ("repeats", _REPEATS), ("workers", _WORKERS)):
+        cli.positive(name, flag.value)
     root = _KERNSCORES_DIR.value or corpus_lib.default_kernscores_dir()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as cache:
@@ -77,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

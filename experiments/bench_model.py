@@ -14,15 +14,16 @@ Design notes measured with this kind of script (2-core AMD EPYC Zen 4, shared, n
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from voicecomp import cli
 from voicecomp.metrics import nats_per_event
 from voicecomp.models import MultiVoiceConfig, MultiVoiceModel, NOTE_VALUE_OFFSET
+from voicecomp.models.multivoice import ARCHITECTURES
 
 
 def make_inputs(cfg: MultiVoiceConfig, batch: int, frames: int, seed: int = 0):
@@ -65,7 +66,7 @@ def time_call(fn, *args, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--examples-per-frame", type=float, default=2.5)
     parser.add_argument("--history", type=int, default=10)
@@ -73,6 +74,13 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 matmul operands")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    for name in ("batch", "history", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}={getattr(args, name)}: must be >= 1")
+    if args.examples_per_frame <= 0:
+        parser.error(f"--examples-per-frame={args.examples_per_frame}: must be > 0")
+    if args.architecture not in ARCHITECTURES:
+        parser.error(f"--architecture={args.architecture}: choose from {', '.join(ARCHITECTURES)}")
 
     cfg = MultiVoiceConfig(
         architecture=args.architecture,
@@ -111,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_argparse(main)

@@ -13,11 +13,14 @@ event-step for 100 four-voice scores on this 2-core CPU (about 3 hours for 150 e
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+
+from voicecomp import cli
 
 from voicecomp import export as export_lib
 from voicecomp import sample as sample_lib
@@ -78,7 +81,15 @@ def validate(scores) -> dict:
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    for name, flag in (("num_scores", _NUM_SCORES), ("frames", _FRAMES), ("chunk_frames", _CHUNK)):
+        cli.positive(name, flag.value)
+    cli.check(1 <= _VOICES.value <= 6, f"--voices={_VOICES.value}: must be 1..6")
+    cli.positive("temperature", _TEMPERATURE.value, zero=True)
+    if not os.path.isdir(_CHECKPOINT.value):
+        raise cli.DataError(f"--checkpoint={_CHECKPOINT.value}: no such directory "
+                            f"(experiments/import_reference.py makes one from the published weights)")
     logging.set_verbosity(logging.WARNING)
     _, task, state, step = train_lib.load_checkpoint(_CHECKPOINT.value)
     model, params = task.model, state.ema_params
@@ -121,4 +132,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

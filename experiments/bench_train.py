@@ -27,7 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from voicecomp import cli
 
 _KERNSCORES_DIR = flags.DEFINE_string(
     "kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES, else ../shared/kernscores).")
@@ -173,7 +175,15 @@ def scaling(counts: list[int]) -> list[dict]:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    for name, flag in (("batch_size", _BATCH), ("eval_batch_size", _EVAL_BATCH), ("eval_max_frames", _EVAL_FRAMES),
+                       ("voice_history", _HISTORY), ("steps", _STEPS), ("eval_batches", _EVAL_BATCHES)):
+        cli.positive(name, flag.value)
+    cli.positive("max_frames", _MAX_FRAMES.value, zero=True)
+    cli.positive("batch_shards", _SHARDS.value, zero=True)
+    cli.check(all(c.strip().isdigit() and int(c) >= 1 for c in _DEVICES.value),
+              f"--devices={','.join(_DEVICES.value)}: expected device counts >= 1, e.g. 1,2,4")
+    cli.check_kernscores_dir(_kernscores_dir())
     if _DEVICES.value:
         results = scaling([int(c) for c in _DEVICES.value])
         if _JSON.value:
@@ -187,4 +197,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

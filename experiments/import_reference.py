@@ -16,9 +16,10 @@ import os
 from fractions import Fraction
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from voicecomp import checkpoint as checkpoint_lib
+from voicecomp import cli
 from voicecomp import encoding, weights
 from voicecomp import train as train_lib
 from voicecomp.config import TrainConfig
@@ -66,11 +67,19 @@ def import_reference(weights_path: str, workdir: str, train_events_per_beat: flo
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    config = import_reference(_WEIGHTS.value, _WORKDIR.value, _EVENTS_PER_BEAT.value)
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    cli.positive("train_events_per_beat", _EVENTS_PER_BEAT.value)
+    if not os.path.isfile(_WEIGHTS.value):
+        raise cli.DataError(f"--weights={_WEIGHTS.value}: no such file")
+    if os.path.isdir(os.path.join(_WORKDIR.value, checkpoint_lib.CHECKPOINTS)):
+        raise cli.UsageError(f"--workdir={_WORKDIR.value} already holds checkpoints; choose a new one")
+    try:
+        config = import_reference(_WEIGHTS.value, _WORKDIR.value, _EVENTS_PER_BEAT.value)
+    except (ValueError, KeyError) as err:  # names the array or the metadata that does not fit
+        raise cli.DataError(f"--weights={_WEIGHTS.value}: {err}") from None
     print(f"imported {_WEIGHTS.value} as a {config.model.architecture} model (history {config.model.voice_history}) "
           f"into {_WORKDIR.value}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -22,11 +22,12 @@ use_all_cpu_cores()  # one XLA device per core; must precede the first JAX impor
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from voicecomp import cli
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "./voicecomp-main", "Output folder (model, evaluation, samples).")
 _CORPUS = flags.DEFINE_enum("corpus", "palestrina", ["palestrina", "kernscores"],
@@ -79,9 +80,33 @@ def parse_corpus(config) -> None:
         f"in {time.perf_counter() - start:.1f} s")
 
 
-def train_model(config, workdir: Path) -> None:
+def check_flags() -> None:
+    """Every flag, before the corpus is parsed or anything is trained."""
+    from voicecomp.data.humdrum import MAX_VOICES
+    from voicecomp.export import EXPORT_FORMATS
+
+    for name, value, zero in (("num_steps", _STEPS.value, False), ("batch_size", _BATCH.value, False),
+                              ("history", _HISTORY.value, False), ("hidden", _HIDDEN.value, False),
+                              ("learning_rate", _LR.value, False), ("eval_limit", _EVAL_EXAMPLES.value, True),
+                              ("samples", _SAMPLES.value, True), ("beats", _BEATS.value, False),
+                              ("temperature", _TEMPERATURE.value, True)):
+        cli.positive(name, value, zero=zero)
+    cli.check(1 <= _VOICES.value <= MAX_VOICES, f"--voices={_VOICES.value}: must be 1..{MAX_VOICES}")
+    formats = [f.strip() for f in _FORMATS.value if f.strip()]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    cli.check(formats and not unknown, f"--formats={','.join(_FORMATS.value)}: "
+              f"{'unknown ' + ', '.join(unknown) if unknown else 'give at least one'}; choose from "
+              f"{', '.join(EXPORT_FORMATS)}")
+    out_dir = Path(_OUT_DIR.value)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise cli.DataError(f"--out_dir={out_dir}: exists and is not a directory")
+    if _CORPUS.value == "kernscores":
+        cli.check_kernscores_dir(_KERNSCORES_DIR.value)
+
+
+def check_stored_model(config, workdir: Path) -> None:
+    """A model already in ``workdir`` must have been trained with these settings (it is reused)."""
     from voicecomp import checkpoint as checkpoint_lib
-    from voicecomp import train as train_lib
 
     if (workdir / checkpoint_lib.CONFIG_FILE).is_file():
         stored = checkpoint_lib.read_config(str(workdir))
@@ -89,8 +114,13 @@ def train_model(config, workdir: Path) -> None:
                                                                                "batch_shards")
                    and getattr(stored, f.name) != getattr(config, f.name)]
         if differs:
-            raise app.UsageError(f"{workdir} holds a model trained with other settings ({differs}); "
-                                 f"delete it or choose another --out_dir")
+            raise cli.UsageError(f"--out_dir={workdir.parent} holds a model trained with other settings "
+                                 f"({', '.join(differs)}); delete {workdir} or choose another --out_dir")
+
+
+def train_model(config, workdir: Path) -> None:
+    from voicecomp import train as train_lib
+
     start = time.perf_counter()
     log(f"training: hierarchical {config.model.voice_history}/{config.model.global_history}, hidden "
         f"{config.model.duration_hidden}/{config.model.notes_hidden}, batch {config.batch_size}, "
@@ -159,12 +189,14 @@ def write_samples(voices_list: list, out_dir: Path, formats: list[str]) -> list[
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    check_flags()
     job_start = time.perf_counter()
     out_dir = Path(_OUT_DIR.value).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     workdir = out_dir / "model"
     config = train_config()
+    check_stored_model(config, workdir)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     log(f"step 1/4: parse the {config.corpus} corpus")
     parse_corpus(config)
@@ -195,4 +227,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run(main)

@@ -32,7 +32,7 @@ import time
 import jax
 import numpy as np
 
-from voicecomp import metrics
+from voicecomp import cli, metrics
 from voicecomp import train as train_lib
 from voicecomp import singlevoice as sv
 from voicecomp.config import parse_schedule
@@ -66,7 +66,7 @@ def calibrate(config, task, workdir: str, steps: int = 10) -> tuple[float, float
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1,2,3,4,8,9,10,16", help="comma-separated Table 6 rows (1-22)")
     parser.add_argument("--steps", type=int, default=0, help="training steps per row (0: preset x --scale)")
     parser.add_argument("--scale", type=float, default=0.5, help="fraction of the preset's step count when --steps is 0")
@@ -88,6 +88,14 @@ def main():
     unknown = [r for r in row_numbers if f"single_{r:02d}" not in sv.SINGLE_VOICE_PRESETS]
     if unknown:
         parser.error(f"--rows: Table 6 has rows 1-22, got {unknown}")
+    for name, zero in (("steps", True), ("scale", False), ("budget_minutes", True), ("eval_batch", False),
+                       ("eval_examples", True)):
+        value = getattr(args, name)
+        if value < 0 or (value == 0 and not zero):
+            parser.error(f"--{name}={value}: must be {'>= 0' if zero else '> 0'}")
+    if args.hidden is not None and args.hidden < 1:
+        parser.error(f"--hidden={args.hidden}: must be >= 1")
+    cli.check_kernscores_dir(args.kernscores_dir)
 
     from voicecomp.data.corpus import load_corpus
 
@@ -157,4 +165,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_argparse(main)

@@ -17,7 +17,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Optional
 
-from absl import app, flags
+from absl import flags
+
+from voicecomp import cli
 
 MANIFEST = "manifest.json"
 RESULT = "result.json"
@@ -30,8 +32,11 @@ RESULT = "result.json"
 def read_manifest(sweep_dir: Path) -> dict[str, Any]:
     path = Path(sweep_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: plan the sweep first (--experiments/--grid/--seeds)")
-    return json.loads(path.read_text())
+        raise cli.DataError(f"{path} does not exist: plan the sweep first (--experiments/--grid/--seeds)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise cli.DataError(f"{path}: not JSON ({err})") from None
 
 
 def checkpoint_steps(workdir: Path) -> list[int]:
@@ -154,15 +159,11 @@ def markdown(rows: list[dict[str, Any]], sweep_dir: Path) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
     if not _SWEEP_DIR.value:
-        raise app.UsageError("--sweep_dir is required")
+        raise cli.UsageError("--sweep_dir is required")
     sweep_dir = Path(_SWEEP_DIR.value).resolve()
-    try:
-        rows = collect(sweep_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}")
-        return 2
+    rows = collect(sweep_dir)  # a missing or malformed manifest: one line, exit 1
     text = markdown(rows, sweep_dir)
     print(text, end="")
     out = _OUT.value or str(sweep_dir / "results.md")
@@ -183,4 +184,4 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()  # here, not at import: experiments/sweep.py imports this module's helpers
-    app.run(main)
+    cli.run(main)

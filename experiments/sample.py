@@ -24,7 +24,10 @@ from __future__ import annotations
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from voicecomp import cli
+from voicecomp.data.humdrum import MAX_VOICES
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Work directory of a multi-voice run (experiments/train.py "
                                   "or experiments/import_reference.py).")
@@ -47,11 +50,77 @@ _TEMPO = flags.DEFINE_float("tempo", 100, "Tempo (quarter notes per minute) of M
 _STEM = flags.DEFINE_string("stem", "sample", "File name stem: <stem><index>.<ext> (<stem>.<ext> for one score).")
 
 
+KERN_METER_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def parse_meter(text: str) -> tuple[int, int]:
+    """``"3/4"`` -> (3, 4); a usage error naming --meter otherwise."""
+    num, sep, den = text.partition("/")
+    if not (sep and num.strip().isdigit() and den.strip().isdigit()):
+        raise cli.UsageError(f"--meter={text}: expected NUMERATOR/DENOMINATOR, e.g. 3/4")
+    num, den = int(num), int(den)
+    if num < 1 or den not in KERN_METER_DENOMINATORS:
+        raise cli.UsageError(f"--meter={text}: the numerator must be >= 1 and the denominator one of "
+                             f"{', '.join(map(str, KERN_METER_DENOMINATORS))}")
+    return num, den
+
+
+def parse_channels(texts: list[str]) -> list[int]:
+    """--clamp_voices as channel numbers 0..5 (a usage error otherwise)."""
+    channels = []
+    for text in texts:
+        text = text.strip()
+        if not text.isdigit() or int(text) >= MAX_VOICES:
+            raise cli.UsageError(f"--clamp_voices={','.join(texts)}: {text!r} is not a channel 0..{MAX_VOICES - 1}")
+        channels.append(int(text))
+    if len(set(channels)) != len(channels):
+        raise cli.UsageError(f"--clamp_voices={','.join(texts)}: a channel is given twice")
+    return channels
+
+
+def check_flags() -> tuple[list[str], tuple[int, int], list[int]]:
+    """Every flag that can be checked without reading a file: (formats, meter, clamp channels)."""
+    from voicecomp.export import EXPORT_FORMATS
+
+    cli.check(_CHECKPOINT.value, "--checkpoint is required")
+    cli.check(1 <= _VOICES.value <= MAX_VOICES, f"--voices={_VOICES.value}: must be 1..{MAX_VOICES}")
+    cli.check(_TEMPERATURE.value >= 0, f"--temperature={_TEMPERATURE.value}: must be >= 0 (0: greedy)")
+    cli.check(_NUM_SCORES.value >= 1, f"--num_scores={_NUM_SCORES.value}: must be >= 1")
+    cli.check(_CHUNK.value >= 1, f"--chunk_frames={_CHUNK.value}: must be >= 1")
+    cli.check(_TEMPO.value > 0, f"--tempo={_TEMPO.value}: must be > 0")
+    if _BEATS.value is None:
+        cli.check(_FRAMES.value >= 1, f"--frames={_FRAMES.value}: must be >= 1")
+    else:
+        cli.check(_BEATS.value > 0, f"--beats={_BEATS.value}: must be > 0")
+    if _PROMPT.value:
+        cli.check(_PROMPT_FRAMES.value >= 1, f"--prompt_frames={_PROMPT_FRAMES.value}: must be >= 1")
+    formats = [f.strip() for f in _FORMATS.value if f.strip()]
+    cli.check(formats, "--formats: give at least one of " + ", ".join(EXPORT_FORMATS + ("npz",)))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS + ("npz",)]
+    cli.check(not unknown, f"--formats={','.join(_FORMATS.value)}: unknown {', '.join(unknown)}; choose from "
+              + ", ".join(EXPORT_FORMATS + ("npz",)))
+    meter = parse_meter(_METER.value)
+    channels = parse_channels(_CLAMP_VOICES.value)
+    cli.check(not channels or _CLAMP_SCORE.value, "--clamp_voices needs --clamp_score")
+    cli.check(channels or not _CLAMP_SCORE.value, "--clamp_score needs --clamp_voices (the channels to clamp)")
+    if _PROMPT.value and _CLAMP_SCORE.value:
+        cli.check(os.path.abspath(_CLAMP_SCORE.value) == os.path.abspath(_PROMPT.value),
+                  "with --prompt, --clamp_score must be the same file (clamping continues it)")
+    if channels and not _PROMPT.value:
+        cli.check(max(channels) < _VOICES.value, f"--clamp_voices={','.join(_CLAMP_VOICES.value)}: channel "
+                  f"{max(channels)} needs --voices > {max(channels)} (got --voices={_VOICES.value})")
+    for name, path in (("prompt", _PROMPT.value), ("clamp_score", _CLAMP_SCORE.value)):
+        if path and not os.path.isfile(path):
+            raise cli.DataError(f"--{name}={path}: no such file")
+    if not os.path.isdir(_CHECKPOINT.value):
+        raise cli.DataError(f"--checkpoint={_CHECKPOINT.value}: no such directory")
+    return formats, meter, channels
+
+
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    if not _CHECKPOINT.value:
-        raise app.UsageError("--checkpoint is required")
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    formats, (num, den), channels = check_flags()  # before any file is read or JAX is imported
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
     import numpy as np
     from tqdm import tqdm
@@ -60,40 +129,46 @@ def main(argv):
     from voicecomp import sample as sample_lib
     from voicecomp import train as train_lib
 
-    formats = [f.strip() for f in _FORMATS.value if f.strip()]
-    unknown = [f for f in formats if f not in export.EXPORT_FORMATS + ("npz",)]
-    if unknown:
-        raise app.UsageError(f"unknown formats {unknown}; choose from {export.EXPORT_FORMATS + ('npz',)}")
-    num, den = (int(x) for x in _METER.value.split("/"))
-
-    config, task, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
-    model, params = task.model, state.ema_params
-    print(f"checkpoint {_CHECKPOINT.value} step {step}: {config.model.architecture} model "
-          f"(history {config.model.voice_history})")
+    # The stored configuration says what kind of model this is, before any weight is read.
+    config = cli.read_run_config(_CHECKPOINT.value)
+    if config.task != "multivoice" or config.model.architecture == "independent":
+        kind = "a single-voice" if config.task != "multivoice" else "an independent-voices (exp. 8)"
+        raise cli.UsageError(f"--checkpoint={_CHECKPOINT.value} holds {kind} model"
+                             f"{f' ({config.experiment})' if config.experiment else ''}; sample.py samples the "
+                             f"coupled multi-voice models (hierarchical, distributed)")
 
     prompt = clamp = clamp_pickup = None
     voices = _VOICES.value
     if _PROMPT.value:
-        prompt = sample_lib.load_prompt(_PROMPT.value, _PROMPT_FRAMES.value)
+        encoded, pickup = sample_lib.load_score(_PROMPT.value)  # a bad file: file:line, exit 1
+        total = int(encoded.durations.shape[0])
+        cli.check(_PROMPT_FRAMES.value <= total,
+                  f"--prompt_frames={_PROMPT_FRAMES.value}: {_PROMPT.value} has only {total} frames")
+        prompt = sample_lib.prompt_from_frames(encoded.notes, encoded.durations, encoded.flows,
+                                               _PROMPT_FRAMES.value, pickup)
         voices = prompt.voices
+        if not 1 <= voices <= config.model.num_voices:
+            raise cli.DataError(f"--prompt={_PROMPT.value}: its frame {prompt.num_frames} has {voices} voices; "
+                                f"the model samples 1..{config.model.num_voices}")
         print(f"prompt: {prompt.num_frames} frames of {_PROMPT.value}, {voices} voices")
-    if _CLAMP_VOICES.value:
-        if not _CLAMP_SCORE.value:
-            raise app.UsageError("--clamp_voices needs --clamp_score")
+    if channels:
         encoded, clamp_pickup = sample_lib.load_score(_CLAMP_SCORE.value)
-        start = 0
+        start = prompt.num_frames if prompt is not None else 0
         if prompt is not None:
-            if os.path.abspath(_CLAMP_SCORE.value) != os.path.abspath(_PROMPT.value):
-                raise app.UsageError("with --prompt, --clamp_score must be the same file (clamping continues it)")
-            start = prompt.num_frames
-        channels = [int(c) for c in _CLAMP_VOICES.value]
-        clamp = sample_lib.clamp_from_frames(encoded.notes, encoded.durations, channels, start_frame=start)
-        if prompt is None:
-            used = int((encoded.durations[0] != sample_lib.EMPTY).sum())
-            if max(channels) >= voices:
-                raise app.UsageError(f"clamped channel {max(channels)} needs --voices > {max(channels)} "
-                                     f"(the clamp score starts with {used} voices)")
+            cli.check(max(channels) < voices, f"--clamp_voices={','.join(_CLAMP_VOICES.value)}: channel "
+                      f"{max(channels)} is not one of the prompt's {voices} voices")
+        try:
+            clamp = sample_lib.clamp_from_frames(encoded.notes, encoded.durations, channels, start_frame=start)
+        except ValueError as err:  # a channel without notes to clamp
+            raise cli.UsageError(f"--clamp_voices={','.join(_CLAMP_VOICES.value)}: {err} of "
+                                 f"{_CLAMP_SCORE.value}") from None
         print(f"clamped voices {channels} from {_CLAMP_SCORE.value}: {clamp.lengths().tolist()} notes")
+
+    cli.check_checkpoint_step(_CHECKPOINT.value, _STEP.value)
+    config, task, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
+    model, params = task.model, state.ema_params
+    print(f"checkpoint {_CHECKPOINT.value} step {step}: {config.model.architecture} model "
+          f"(history {config.model.voice_history})")
 
     pickup = clamp_pickup if clamp is not None and prompt is None else None
     length = dict(beats=_BEATS.value) if _BEATS.value is not None else dict(frames=_FRAMES.value)
@@ -134,4 +209,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

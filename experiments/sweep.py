@@ -38,8 +38,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from absl import app, flags
+from absl import flags
 
+from voicecomp import cli
 from voicecomp import flags as vc_flags
 from voicecomp.config import TrainConfig, dtype_name
 
@@ -114,16 +115,19 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
         name, sep, values = item.partition("=")
         name = name.strip().lstrip("-")
         if not sep or not values.strip():
-            raise app.UsageError(f"--grid={item!r}: expected NAME=V1,V2,...")
+            raise cli.UsageError(f"--grid={item!r}: expected NAME=V1,V2,...")
         if name not in known or name == "seed":
-            raise app.UsageError(f"--grid: {name!r} is not a training flag (use --seeds for seeds); "
+            raise cli.UsageError(f"--grid: {name!r} is not a training flag (use --seeds for seeds); "
                                  f"choose from {', '.join(sorted(known - {'seed'}))}")
         separator = ";" if ";" in values else ","  # ';' for values that hold commas (lr_schedule, corpora)
         texts = [v.strip() for v in values.split(separator) if v.strip()]
         for text in texts:  # fail now, not hours later in a subprocess
-            flags.FLAGS[name].parser.parse(text)
+            try:
+                flags.FLAGS[name].parser.parse(text)
+            except ValueError as err:
+                raise cli.UsageError(f"--grid={item}: {text!r} is not a value of --{name} ({err})") from None
         if any(n == name for n, _ in grid):
-            raise app.UsageError(f"--grid: {name!r} given twice")
+            raise cli.UsageError(f"--grid: {name!r} given twice")
         grid.append((name, texts))
     return grid
 
@@ -173,8 +177,12 @@ def plan_runs() -> list[Run]:
     experiments = _EXPERIMENTS.value or [""]
     for name in experiments:
         if name and name not in presets.PRESETS:
-            raise app.UsageError(f"unknown experiment {name!r}; known: {', '.join(sorted(presets.PRESETS))}")
+            raise cli.UsageError(f"--experiments: unknown experiment {name!r}; known: "
+                                 f"{', '.join(sorted(presets.PRESETS))}")
     grid = parse_grid(_GRID.value)
+    bad_seeds = [s for s in _SEEDS.value if not s.strip().lstrip("-").isdigit()]
+    if bad_seeds:
+        raise cli.UsageError(f"--seeds={','.join(_SEEDS.value)}: {bad_seeds[0]!r} is not an integer")
     seeds: list[Optional[int]] = [int(s) for s in _SEEDS.value] or [None]
     common = common_override_args()
     runs = []
@@ -191,12 +199,15 @@ def plan_runs() -> list[Run]:
                 args = ([f"--experiment={experiment}"] if experiment else []) + common
                 args += [f"--{k}={v}" for k, v in overrides.items()]
                 args.append(f"--seed={config.seed}")
+                # every run's settings now, not hours later in its subprocess; devices and corpus
+                # folder only where the runs will run (here)
+                cli.check_train_config(config, here=_LAUNCHER.value == "local")
                 name = run_name(experiment or "default", overrides, seed)
                 runs.append(Run(name, experiment or "default", overrides, seed, args,
                                 json.loads(config.to_json())))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
-        raise app.UsageError("two runs of the grid have the same name; check --experiments/--grid/--seeds")
+        raise cli.UsageError("two runs of the grid have the same name; check --experiments/--grid/--seeds")
     return runs
 
 
@@ -472,9 +483,14 @@ def print_status(sweep_dir: Path, runs: list[Run]) -> None:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
     if not _SWEEP_DIR.value:
-        raise app.UsageError("--sweep_dir is required")
+        raise cli.UsageError("--sweep_dir is required")
+    cli.positive("parallel", _PARALLEL.value, zero=True)
+    cli.positive("hosts", _HOSTS.value)
+    cli.positive("eval_limit", _EVAL_LIMIT.value, zero=True)
+    if os.path.exists(_SWEEP_DIR.value) and not os.path.isdir(_SWEEP_DIR.value):
+        raise cli.DataError(f"--sweep_dir={_SWEEP_DIR.value}: exists and is not a directory")
     sweep_dir = Path(_SWEEP_DIR.value).resolve()
     global _CACHE_DIR
     _CACHE_DIR = _COMPILE_CACHE.value.replace("{sweep_dir}", str(sweep_dir)) or None
@@ -487,13 +503,13 @@ def main(argv):
             eval_split = _EVAL_SPLIT.value
         if _RUN_INDEX.value is not None:
             if not 0 <= _RUN_INDEX.value < len(all_runs):
-                raise app.UsageError(f"--run_index={_RUN_INDEX.value}: the sweep has {len(all_runs)} runs")
+                raise cli.UsageError(f"--run_index={_RUN_INDEX.value}: the sweep has {len(all_runs)} runs")
             runs = [all_runs[_RUN_INDEX.value]]
         else:
             by_name = {r.name: r for r in all_runs}
             missing = [n for n in _RUNS.value if n not in by_name]
             if missing:
-                raise app.UsageError(f"--runs: not in the manifest: {missing}")
+                raise cli.UsageError(f"--runs: not in the manifest: {missing}")
             runs = [by_name[n] for n in _RUNS.value]
     else:
         planned = plan_runs()
@@ -530,4 +546,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

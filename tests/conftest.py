@@ -1,8 +1,15 @@
-"""Shared fixtures: the ../shared folder and the parsed KernScores corpus (once per session)."""
+"""Shared fixtures: the ../shared folder, the parsed KernScores corpus (once per session) and
+the published exp.-6 weights as a checkpoint.
+
+Without ../shared the tests that need it are skipped -- except under CI (``CI=true``), where
+missing data is an error: a suite that passes by skipping proves nothing.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +21,31 @@ def _shared() -> Path:
     return Path(os.environ.get("VOICECOMP_SHARED", REPO.parent / "shared"))
 
 
+def under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_shared(reason: str) -> None:
+    """Skip for want of the shared data; under CI fail instead."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: shared data is required)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = _shared()
     if not (path / "reference").is_dir():
-        pytest.skip(f"shared data not found at {path} (set VOICECOMP_SHARED)")
+        missing_shared(f"shared data not found at {path} (set VOICECOMP_SHARED)")
     return path
 
 
 @pytest.fixture(scope="session")
 def kernscores_dir(shared_dir: Path) -> str:
-    return os.environ.get("VOICECOMP_KERNSCORES") or str(shared_dir / "kernscores")
+    path = os.environ.get("VOICECOMP_KERNSCORES") or str(shared_dir / "kernscores")
+    if not os.path.isdir(path):
+        missing_shared(f"KernScores corpus not found at {path} (set VOICECOMP_KERNSCORES)")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +94,17 @@ def chorale_root(tmp_path, kernscores_dir) -> Path:
     for name in CHORALES:
         shutil.copy(Path(kernscores_dir) / "bach-js" / "bach-371-chorales" / "kern" / f"{name}.krn", folder)
     return tmp_path / "kernscores"
+
+
+@pytest.fixture(scope="session")
+def published_checkpoint(tmp_path_factory, shared_dir: Path) -> Path:
+    """The published exp.-6 weights imported by experiments/import_reference.py (the documented
+    way to evaluate or sample them)."""
+    weights = shared_dir / "reference" / "multipart6_weights.npz"
+    if not weights.is_file():
+        missing_shared(f"reference weights not found at {weights}")
+    workdir = tmp_path_factory.mktemp("published6") / "run"
+    result = subprocess.run([sys.executable, str(REPO / "experiments" / "import_reference.py"), f"--weights={weights}",
+                             f"--workdir={workdir}"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir

@@ -21,6 +21,8 @@ def test_four_devices_match_one(tmp_path, chorale_root):
         command = train_command(workdir, chorale_root) + ["--batch_shards=4", "--num_steps=10", "--log_every=1"]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
+        # the child really ran on the forced devices (train() reports them)
+        assert f"4 batch shard(s) on {devices} device(s)" in result.stdout, result.stdout
         runs[devices] = workdir
     losses = {d: [r["loss"] for r in train_lib.read_metrics(str(w)) if r["kind"] == "train"] for d, w in runs.items()}
     assert len(losses[1]) == 10

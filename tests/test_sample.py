@@ -4,6 +4,7 @@ per-example forward pass, validity of sampled scores, prompts, clamps and determ
 from __future__ import annotations
 
 import dataclasses
+import math
 from fractions import Fraction
 
 import jax
@@ -52,6 +53,7 @@ def sampled(tiny):
 
 # ----------------------------------------------------------------------------------------------
 # Reference: SPEC §6 order, per-example tensors of SPEC §1.4, one full forward per decision.
+# It shares no code with voicecomp.sample: noise, draws and clock are written out here.
 
 
 def _swap(v: int) -> np.ndarray:
@@ -63,11 +65,49 @@ def _swap(v: int) -> np.ndarray:
 _FORWARD = {}
 
 
+def _noise(seed: int, score: int, step: int, voice: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sampler's documented noise of one decision: key fold_in(PRNGKey(seed), score), then the
+    step and the voice, split into Gumbel noise for the duration and uniforms for the pitch bits."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), score), step), voice)
+    k_duration, k_notes = jax.random.split(key)
+    return (np.asarray(jax.random.gumbel(k_duration, (len(NOTE_VALUES),))),
+            np.asarray(jax.random.uniform(k_notes, (M,))))
+
+
+def _draw_duration(logits: np.ndarray, gumbel: np.ndarray, temperature: float) -> int:
+    """Gumbel-max: a sample of softmax(logits / temperature); the argmax when greedy."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    return int(np.argmax(logits.astype(np.float32) / np.float32(temperature) + gumbel))
+
+
+def _draw_bit(logit: float, uniform: float, temperature: float) -> int:
+    """Bernoulli(sigmoid(logit / temperature)) by inverse transform; logit > 0 when greedy."""
+    if temperature == 0:
+        return int(logit > 0)
+    return int(uniform < 1.0 / (1.0 + math.exp(-float(logit) / temperature)))
+
+
+def _replay(durations: np.ndarray) -> tuple[list[Fraction], dict[int, Fraction]]:
+    """Start time of every frame of encoded durations (a frame starts where the earliest sounding
+    note ends) and when each channel's note ends after the last frame."""
+    time, ends, times = Fraction(0), {}, []
+    for j, row in enumerate(np.asarray(durations)):
+        if j:
+            time = min(ends.values())
+        times.append(time)
+        for c, d in enumerate(row.tolist()):
+            if d >= NUM_SPECIAL:
+                ends[c] = time + NOTE_VALUES[d - NUM_SPECIAL]
+            elif d == EMPTY:
+                ends.pop(c, None)
+    return times, ends
+
+
 def reference_sample(model, params, num_scores, voices, frames, seed, temperature=1.0, prompt=None, clamp=None):
     if id(params) not in _FORWARD:
         _FORWARD[id(params)] = (params, jax.jit(lambda inputs: model.apply({"params": params}, inputs)))
     forward = _FORWARD[id(params)][1]
-    keys = S.score_keys(seed, num_scores)
     out = []
     for b in range(num_scores):
         notes = [] if prompt is None else list(prompt.notes)
@@ -77,13 +117,9 @@ def reference_sample(model, params, num_scores, voices, frames, seed, temperatur
         time = Fraction(0)
         pickup = Fraction(0) if prompt is None else prompt.pickup
         if prompt is not None:
-            times = S.frame_times(prompt.durations)
+            times, prompt_ends = _replay(prompt.durations)
             time = times[-1]
-            for c in range(voices):
-                j = len(durs) - 1
-                while durs[j][c] == CONT:
-                    j -= 1
-                ends[c] = times[j] + NOTE_VALUES[durs[j][c] - NUM_SPECIAL]
+            ends = [prompt_ends[c] for c in range(voices)]
         ptr = {c: 0 for c in (clamp.channels if clamp else ())}
         for step in range(frames):
             if notes:
@@ -109,7 +145,7 @@ def reference_sample(model, params, num_scores, voices, frames, seed, temperatur
                 if not onset[v]:
                     continue
                 perm = _swap(v)
-                gumbel, uniform = (np.asarray(x)[0] for x in S.step_noise(keys[b:b + 1], step, v, 52, M))
+                gumbel, uniform = _noise(seed, b, step, v)
 
                 def example(cur_n=cur_n, cur_d=cur_d):
                     known = np.array([c <= v or cur_d[c] in (CONT, EMPTY) for c in range(V)])
@@ -131,11 +167,11 @@ def reference_sample(model, params, num_scores, voices, frames, seed, temperatur
                     ptr[v] += 1
                 else:
                     logits = np.asarray(forward(example())[0])[0]
-                    cur_d[v] = int(S.draw_duration(jnp.asarray(logits), jnp.asarray(gumbel), temperature)) + NUM_SPECIAL
+                    cur_d[v] = _draw_duration(logits, gumbel, temperature) + NUM_SPECIAL
                     cur_n[v] = 0
                     for n in range(M):
                         logit = np.asarray(forward(example())[1])[0, n]
-                        cur_n[v, n] = int(S.draw_bits(jnp.asarray(logit), jnp.asarray(uniform[n]), temperature))
+                        cur_n[v, n] = _draw_bit(logit, uniform[n], temperature)
                 ends[v] = time + NOTE_VALUES[cur_d[v] - NUM_SPECIAL]
             notes.append(cur_n)
             durs.append(cur_d)
@@ -154,6 +190,23 @@ def test_equivalence_with_reference_loop(tiny, sampled):
         assert (got.durations[:, VOICES:] == EMPTY).all()
         assert (got.durations[0, :VOICES] >= NUM_SPECIAL).all()
     assert sum(int((s.durations[:, :VOICES] == CONT).sum()) for s in sampled) > 0  # the test covers CONT
+
+
+def test_greedy_decoding(tiny):
+    """Temperature 0: argmax durations and bits with positive logits, as the reference loop
+    decides them; the noise is unused, so every seed gives the same score."""
+    model, params = tiny
+    # Without the fixture's onset bias: greedy would never switch a pitch on.
+    params = jax.tree_util.tree_map(lambda x: x, params)
+    params["notes"]["recurrence"]["readout"]["bias"] = params["notes"]["recurrence"]["readout"]["bias"] + 2.5
+    got = S.sample(model, params, num_scores=1, voices=VOICES, frames=FRAMES, seed=1, temperature=0)
+    (notes, durs), = reference_sample(model, params, 1, VOICES, FRAMES, seed=1, temperature=0)
+    np.testing.assert_array_equal(got[0].durations, durs)
+    np.testing.assert_array_equal(got[0].notes, notes)
+    other = S.sample(model, params, num_scores=1, voices=VOICES, frames=FRAMES, seed=2, temperature=0)
+    np.testing.assert_array_equal(other[0].durations, got[0].durations)
+    np.testing.assert_array_equal(other[0].notes, got[0].notes)
+    assert got[0].notes[:, :VOICES].any()  # greedy picks some pitches (the test would be empty otherwise)
 
 
 def test_equivalence_five_voices(tiny):

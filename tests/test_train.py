@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -67,37 +68,48 @@ def test_corrupted_latest_checkpoint_falls_back(tmp_path, chorale_data, capsys):
     assert "unreadable" in capsys.readouterr().out
 
 
-def train_command(workdir: Path, root: Path) -> list[str]:
+def train_command(workdir: Path, root: Path, extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, str(REPO / "experiments" / "train.py"), f"--workdir={workdir}",
             f"--kernscores_dir={root}", "--voice_history=3", "--global_history=3", "--duration_hidden=16",
             "--notes_hidden=16", "--pitch_embedding=8", "--batch_size=32", "--max_frames=16",
             "--learning_rate=0.01", "--num_steps=40", "--checkpoint_every=10", "--eval_every=0",
-            "--eval_examples=200", "--log_every=10", "--seed=3"]
+            "--eval_examples=200", "--log_every=10", "--seed=3", *extra]
 
 
-def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root):
+@pytest.mark.parametrize("extra", [(), ("--history=full", "--lanes=2", "--chunk_frames=8")],
+                         ids=["windowed", "full_history"])
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root, extra):
+    """A run killed mid-way resumes to bit-identical parameters, averages, optimiser state and
+    (full history) carried states."""
     root = chorale_root
     env = dict(os.environ, VOICECOMP_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     straight = tmp_path / "straight"
-    subprocess.run(train_command(straight, root), env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(train_command(straight, root, extra), env=env, check=True, capture_output=True, timeout=600)
 
     resumed = tmp_path / "resumed"
-    process = subprocess.Popen(train_command(resumed, root), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(train_command(resumed, root, extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while not (resumed / "checkpoints" / "20").is_dir():
         assert process.poll() is None, process.stdout.read().decode()
         assert time.time() < deadline
-        time.sleep(0.05)
+        time.sleep(0.01)  # kill soon after checkpoint 20, well before the run ends at 40
     process.send_signal(signal.SIGKILL)
     process.wait()
-    result = subprocess.run(train_command(resumed, root), env=env, capture_output=True, text=True, timeout=600)
+    # Where the kill landed: the newest checkpoint and the last logged step of the killed run.
+    saved = sorted(int(p.name) for p in (resumed / "checkpoints").iterdir() if p.name.isdigit())
+    killed_at = max(r["step"] for r in train_lib.read_metrics(str(resumed)) if r["kind"] == "train")
+    assert saved and saved[-1] < 40 and killed_at < 40, (saved, killed_at)  # killed mid-run
+    result = subprocess.run(train_command(resumed, root, extra), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "resumed from step" in result.stdout
+    resumed_from = int(re.search(r"resumed from step (\d+)", result.stdout).group(1))
+    assert resumed_from == saved[-1] and 0 < resumed_from <= killed_at < 40, (resumed_from, saved, killed_at)
 
     _, _, a, step_a = train_lib.load_checkpoint(str(straight))
     _, _, b, step_b = train_lib.load_checkpoint(str(resumed))
     assert step_a == step_b == 40
-    for x, y in zip(jax.tree.leaves((a.params, a.ema_params, a.opt_state)), jax.tree.leaves((b.params, b.ema_params, b.opt_state))):
+    leaves = lambda s: jax.tree.leaves((s.params, s.ema_params, s.opt_state, s.carry))  # noqa: E731
+    assert len(leaves(a)) == len(leaves(b)) and (not extra or a.carry is not None)
+    for x, y in zip(leaves(a), leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     losses = lambda d: [(r["step"], r["loss"]) for r in train_lib.read_metrics(str(d)) if r["kind"] == "train"]
     assert losses(straight) == losses(resumed)

@@ -58,8 +58,13 @@ class Checkpointer:
         )
         self._manager.wait_until_finished()
 
-    def restore(self, like: Any, step: Optional[int] = None) -> Optional[tuple[int, Any, dict[str, Any]]]:
-        """Newest readable checkpoint (or ``step``) as ``(step, state, metadata)``; None if none."""
+    def restore(self, like: Any, step: Optional[int] = None, *, set_aside_damaged: bool = False
+                ) -> Optional[tuple[int, Any, dict[str, Any]]]:
+        """Newest readable checkpoint (or ``step``) as ``(step, state, metadata)``; None if none.
+
+        An unreadable step is reported and skipped; with ``set_aside_damaged`` (a run about to
+        continue, which will write that step again) its folder is renamed
+        ``<step>.damaged[.N]`` beside the others, never deleted."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         candidates = [step] if step is not None else sorted(self.steps(), reverse=True)
         for candidate in candidates:
@@ -72,10 +77,26 @@ class Checkpointer:
                 if step is not None:
                     raise
                 logging.warning("checkpoint step %d is unreadable (%s); falling back to an older one", candidate, err)
-                print(f"warning: checkpoint step {candidate} is unreadable ({type(err).__name__}); trying an older one")
+                where = ""
+                if set_aside_damaged:
+                    where = f"; set aside as {self.set_aside(candidate)}"
+                print(f"warning: checkpoint step {candidate} is unreadable ({type(err).__name__}){where}; "
+                      f"trying an older one")
                 continue
             return candidate, restored["state"], dict(restored["meta"])
         return None
+
+    def set_aside(self, step: int) -> str:
+        """Rename step ``step``'s folder out of the manager's sight; returns the new path."""
+        source = os.path.join(self.directory, str(step))
+        target = f"{source}.damaged"
+        suffix = 1
+        while os.path.exists(target):
+            target = f"{source}.damaged.{suffix}"
+            suffix += 1
+        os.rename(source, target)
+        self._manager.reload()
+        return target
 
     def close(self) -> None:
         self._manager.close()

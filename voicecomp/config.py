@@ -28,12 +28,14 @@ class TrainConfig:
     # data
     corpus: str = "kernscores"
     kernscores_dir: Optional[str] = None
+    humdrum_policy: str = ""  # strict | lenient; empty: strict for kernscores/palestrina, lenient for dir:PATH
     corpora: tuple[str, ...] = ()  # restrict training scores to these corpus names (empty: all)
     # optimisation (SPEC §5)
     optimizer: str = "sgd"  # sgd | adam
     learning_rate: float = 0.003
     lr_schedule: str = ""  # "value@step,value@step,...": piecewise constant; empty: constant
     momentum: float = 0.95
+    fresh_momentum: bool = False  # restart the momentum trace at every lr_schedule stage (the reference's recipes)
     l2: float = 1e-4  # added to the gradient, as the reference's weight_decay
     ema_decay: float = 0.999
     batch_size: int = 100
@@ -41,6 +43,11 @@ class TrainConfig:
     batch_shards: int = 0  # packs per batch, spread over devices (0: the device count)
     num_steps: int = 10_000
     seed: int = 0
+    # full-history models (SPEC §3.1): a batch is ``lanes`` streams of ``chunk_frames``
+    # consecutive frames each; states are carried across chunks (truncated BPTT).
+    lanes: int = 16
+    chunk_frames: int = 64
+    init_from: str = ""  # warm start: a checkpoint directory (or reference weights .npz) whose parameters start the run
     # The loss is the reference's: bits per beat at the training split's rate
     # (events_per_beat / ln 2 times nats), which sets the effective learning rate.
     loss_events_per_beat: float = 0.0  # 0: measured from the training split

@@ -1,4 +1,4 @@
-"""Writers for voice-level scores: ``**kern``, MIDI, WAV, piano-roll PNG and SVG.
+"""Writers for voice-level scores: ``**kern``, MusicXML, MIDI, WAV, piano-roll PNG and SVG.
 
 A :class:`Voices` holds, per channel (at most 6), the channel's onsets (notes,
 chords or rests) with their times and durations in quarter notes.  Build one from
@@ -17,7 +17,8 @@ that time), and, where the original relied on the parser accepting a grace note
 as a null at the very end of a note, a grace note.  The frame times are those
 implied by the written file and equal the original score's frame times.
 
-The other writers only need the notes: :func:`to_midi` (mido), :func:`to_wav`
+The other writers only need the notes: :func:`to_musicxml` (one part per voice, ties across
+barlines; :func:`voicecomp.data.musicxml.read_musicxml` reads it back), :func:`to_midi` (mido), :func:`to_wav`
 (numpy additive synthesis or the ``fluidsynth`` executable),
 :func:`to_pianoroll_png` (matplotlib, Agg) and :func:`to_svg` (verovio, optional
 ``voicecomp[render]`` extra).  :func:`export_score` writes several at once.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -225,6 +227,34 @@ def voices_from_frames(
         aligned=aligned,
     )
     return Voices(tuple(tuple(v) for v in voices), Fraction(pickup), grid)
+
+
+def voices_from_score(score) -> Voices:
+    """Voices of a parsed score (a :class:`~voicecomp.data.humdrum.KernScore` from any reader),
+    one per channel, straight from its ticks: note values need not be in the model's
+    vocabulary (no encoding involved).  Frame times are the onsets of the frame's events."""
+    from voicecomp.data.humdrum import TICKS_PER_QUARTER
+
+    durations = np.asarray(score.durations)
+    onset = durations > 0
+    # Events were recorded frame by frame, channel by channel: the first of each frame's
+    # events carries the frame's time.
+    per_frame = onset.sum(axis=1)
+    first_event = np.concatenate([[0], np.cumsum(per_frame)[:-1]]).astype(np.int64)
+    times = np.asarray(score.event_onset, dtype=np.int64)[first_event] if durations.shape[0] else np.zeros(0, np.int64)
+    pitches: dict[tuple[int, int], list[int]] = {}
+    for j, c, p in zip(score.note_frame.tolist(), score.note_channel.tolist(), score.note_pitch.tolist()):
+        pitches.setdefault((j, c), []).append(p)
+    voices: list[list[Note]] = [[] for _ in range(durations.shape[1] if durations.ndim == 2 else 0)]
+    for j, c in zip(*np.nonzero(onset)):
+        j, c = int(j), int(c)
+        voices[c].append(Note(Fraction(int(times[j]), TICKS_PER_QUARTER),
+                              Fraction(int(durations[j, c]), TICKS_PER_QUARTER),
+                              tuple(sorted(pitches.get((j, c), ())))))
+    while voices and not voices[-1]:
+        voices.pop()
+    return Voices(tuple(tuple(sorted(v, key=lambda n: n.onset)) for v in voices),
+                  Fraction(int(score.pickup), TICKS_PER_QUARTER))
 
 
 def _plan_frames(kinds: list[list[int]], ticks: list[list[int]]):
@@ -775,10 +805,11 @@ def to_svg(kern_text: str, path: PathLike, *, options: Optional[Mapping[str, obj
     return SvgRender(tuple(written), log)
 
 
-def verovio_messages(kern_text: str) -> list[str]:
+def verovio_messages(kern_text: str, input_from: str = "humdrum") -> list[str]:
     """Messages verovio prints while loading and engraving page 1 of ``kern_text``
-    (a failed load is reported as a message).  Raises ImportError without verovio."""
-    toolkit = _verovio_toolkit()
+    (a failed load is reported as a message).  ``input_from="musicxml"`` engraves
+    MusicXML text instead.  Raises ImportError without verovio."""
+    toolkit = _verovio_toolkit({"inputFrom": input_from})
     with _captured_stderr() as messages:
         ok = toolkit.loadData(kern_text)
         svg = toolkit.renderToSVG(1) if ok else ""
@@ -789,10 +820,336 @@ def verovio_messages(kern_text: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# MusicXML
+
+MUSICXML_DOCTYPE = ('<!DOCTYPE score-partwise PUBLIC "-//Recordare//DTD MusicXML 4.0 Partwise//EN" '
+                    '"http://www.musicxml.org/dtds/partwise.dtd">')
+_XML_TYPES = {1: "whole", 2: "half", 4: "quarter", 8: "eighth", 16: "16th", 32: "32nd", 64: "64th",
+              128: "128th", 256: "256th", 512: "512th", 1024: "1024th"}
+_XML_LONG_TYPES = {2: "breve", 4: "long", 8: "maxima"}
+# (step, alter) of each pitch class: sharps for C#, F#, G#, flats for Eb, Bb.
+_XML_SPELLING = (("C", 0), ("C", 1), ("D", 0), ("E", -1), ("E", 0), ("F", 0), ("F", 1), ("G", 0), ("G", 1),
+                 ("A", 0), ("B", -1), ("B", 0))
+_XML_ACCIDENTALS = {-1: "flat", 0: "natural", 1: "sharp"}
+
+
+class XmlNoteValue(NamedTuple):
+    """How a duration is written: ``type`` with ``dots``, in an ``actual:normal`` tuplet (1:1: none)."""
+
+    type: str
+    dots: int
+    actual: int
+    normal: int
+
+    @property
+    def base_quarters(self) -> Fraction:
+        """Written length of the undotted type in quarter notes (outside any tuplet)."""
+        for n, name in _XML_TYPES.items():
+            if name == self.type:
+                return Fraction(4, n)
+        return Fraction(4 * next(n for n, name in _XML_LONG_TYPES.items() if name == self.type))
+
+
+def musicxml_note_value(quarters: Union[Fraction, int, str]) -> Optional[XmlNoteValue]:
+    """The single written note value of a duration (quarter notes), or None if it needs ties.
+
+    ``1/N`` of a whole note (times a dot factor, up to 3 dots) is the largest power-of-two type
+    ``p <= N`` in an ``N:p`` tuplet (reduced): 1/3 quarter = triplet eighth (3:2), 2/17 quarter =
+    32nd in 17:16; breve, long and maxima for 2, 4 and 8 whole notes."""
+    whole = Fraction(quarters) / 4
+    if whole <= 0:
+        return None
+    for dots in range(4):
+        base = whole * 2**dots / (2 ** (dots + 1) - 1)
+        if base.numerator == 1:
+            n = base.denominator
+            p = 1 << (n.bit_length() - 1)  # largest power of two <= n
+            if p in _XML_TYPES:
+                ratio = Fraction(n, p)
+                return XmlNoteValue(_XML_TYPES[p], dots, ratio.numerator, ratio.denominator)
+        elif base.denominator == 1 and base.numerator in _XML_LONG_TYPES:
+            return XmlNoteValue(_XML_LONG_TYPES[base.numerator], dots, 1, 1)
+    return None
+
+
+_cached_note_value = functools.lru_cache(maxsize=4096)(musicxml_note_value)
+_PLAIN_VALUES = tuple(sorted((Fraction(4 * 2**k) * Fraction(2 ** (d + 1) - 1, 2**d)
+                              for k in range(-6, 3) for d in range(2)), reverse=True))
+
+
+def split_note_value(quarters: Fraction) -> list[Fraction]:
+    """Pieces (tied for a note) that write ``quarters``: itself if it has a note value, else
+    a plain (dotted) value and a remainder that has one, else plain values first and unit
+    fractions of a whole note for what is left (always terminates)."""
+    quarters = Fraction(quarters)
+    if quarters <= 0:
+        raise ExportError(f"note value must be positive, got {quarters}")
+    if musicxml_note_value(quarters) is not None:
+        return [quarters]
+    for a in _PLAIN_VALUES:
+        if a < quarters and musicxml_note_value(quarters - a) is not None:
+            return [a, quarters - a]
+    a = next((v for v in _PLAIN_VALUES if v < quarters), None)
+    if a is None:
+        a = Fraction(4, math.ceil(4 / quarters))  # 1/N whole note <= quarters
+    return [a] + split_note_value(quarters - a)
+
+
+def _clef(pitches: Sequence[int]) -> tuple[str, int, int]:
+    """(sign, line, octave change) from a voice's median pitch: treble, treble 8vb, bass."""
+    if not pitches:
+        return "G", 2, 0
+    median = float(np.median(pitches))
+    if median >= 60:
+        return "G", 2, 0
+    if median >= 52:
+        return "G", 2, -1
+    return "F", 4, 0
+
+
+def _measure_bounds(end: Fraction, measure: Fraction, pickup: Fraction) -> list[Fraction]:
+    bounds = [Fraction(0)]
+    t = pickup if 0 < pickup < end else measure
+    while t < end:
+        bounds.append(t)
+        t += measure
+    return bounds + [end]
+
+
+def _layers(voice: Sequence[Note]) -> list[list[Note]]:
+    """Notes of a channel in layers without overlaps (a channel that hosted two kern spines at
+    once, or hand-built voices, can overlap): each note to the first free layer."""
+    layers: list[list[Note]] = []
+    for note in sorted(voice, key=lambda n: (n.onset, -(n.pitches[-1] if n.pitches else -1))):
+        for layer in layers:
+            if layer[-1].end <= note.onset:
+                layer.append(note)
+                break
+        else:
+            layers.append([note])
+    return layers
+
+
+class _Written(NamedTuple):
+    """One written note/chord/rest/forward of a layer inside a measure."""
+
+    duration: Fraction
+    pitches: Optional[tuple[int, ...]]  # None: a gap (rest in layer 0, <forward> above)
+    tie_stop: bool
+    tie_start: bool
+
+
+def _layer_measures(layer: Sequence[Note], bounds: Sequence[Fraction]) -> list[list[_Written]]:
+    """What a layer writes in each measure ``bounds[k]..bounds[k+1]``: its notes cut at the
+    barlines (tied) and gaps, each in written note values."""
+    out: list[list[_Written]] = []
+    first = 0  # first note not yet ended before the current measure
+    for start, stop in zip(bounds, bounds[1:]):
+        items: list[_Written] = []
+        t = start
+        while first < len(layer) and layer[first].end <= start:
+            first += 1
+        i = first
+        while i < len(layer) and layer[i].onset < stop:
+            note = layer[i]
+            a, b = max(note.onset, start), min(note.end, stop)
+            if a > t:
+                items.extend(_Written(d, None, False, False) for d in _note_values_of(a - t))
+            pieces = _note_values_of(b - a)
+            tied = bool(note.pitches)
+            for k, d in enumerate(pieces):
+                items.append(_Written(d, note.pitches, tied and (k > 0 or a > note.onset),
+                                      tied and (k < len(pieces) - 1 or b < note.end)))
+            t = b
+            i += 1
+        if stop > t:
+            items.extend(_Written(d, None, False, False) for d in _note_values_of(stop - t))
+        out.append(items)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _note_values_of(quarters: Fraction) -> tuple[Fraction, ...]:
+    return tuple(split_note_value(quarters))
+
+
+def to_musicxml(
+    voices: Voices,
+    path: Optional[PathLike] = None,
+    *,
+    meter: tuple[int, int] = (4, 4),
+    header: Optional[Mapping[str, object]] = None,
+) -> str:
+    """MusicXML (4.0, partwise) text of ``voices``; writes ``path`` if given.
+
+    Every non-empty voice becomes a part (channel 0, the lowest kern spine, is the bottom
+    staff) named ``Voice k``, with a treble, octave-treble or bass clef chosen from its median
+    pitch.  Barlines follow ``meter`` and ``voices.pickup`` as in :func:`to_kern` (a pickup
+    measure is numbered 0); notes that cross a barline, or whose length needs several written
+    values (5 quarters = whole + quarter), are tied, and
+    :func:`voicecomp.data.musicxml.read_musicxml` reads such ties back as one note.  Tuplets
+    are written exactly (``<time-modification>`` with brackets).  Gaps in a voice are rests;
+    where a voice overlaps itself (it hosted two spines at once) the overlapping notes go to a
+    second notated voice of the part.  ``header`` items: ``OTL`` is the title, ``COM`` the
+    composer, the rest become ``<miscellaneous-field>`` entries."""
+    import xml.etree.ElementTree as ET
+
+    channels = [(c, v) for c, v in enumerate(voices.voices) if v]
+    if not channels:
+        raise ExportError("no notes to write")
+    end = voices.end
+    num, den = meter
+    measure = Fraction(4 * num, den)
+    if measure <= 0:
+        raise ExportError(f"bad meter {meter}")
+    pickup = Fraction(voices.pickup) % measure
+    bounds = _measure_bounds(end, measure, pickup)
+    has_pickup = 0 < pickup < end
+
+    # Written content per part (top staff first) and measure, to choose the divisions.
+    parts = []
+    for c, voice in reversed(channels):
+        layers = [_layer_measures(layer, bounds) for layer in _layers(voice)]
+        written = [[layer[k] for layer in layers] for k in range(len(bounds) - 1)]
+        parts.append((c, voice, written))
+    denominators = {w.duration.denominator for _, _, ms in parts for m in ms for layer in m for w in layer}
+    divisions = math.lcm(*denominators) if denominators else 1
+
+    root = ET.Element("score-partwise", version="4.0")
+    header = dict(header or {})
+    if "OTL" in header:
+        ET.SubElement(ET.SubElement(root, "work"), "work-title").text = str(header.pop("OTL"))
+    ident = ET.SubElement(root, "identification")
+    if "COM" in header:
+        ET.SubElement(ident, "creator", type="composer").text = str(header.pop("COM"))
+    encoding = ET.SubElement(ident, "encoding")
+    ET.SubElement(encoding, "software").text = "voicecomp"
+    if header:
+        misc = ET.SubElement(ident, "miscellaneous")
+        for key, value in header.items():
+            ET.SubElement(misc, "miscellaneous-field", name=str(key)).text = str(value)
+    part_list = ET.SubElement(root, "part-list")
+    for c, _, _ in parts:
+        score_part = ET.SubElement(part_list, "score-part", id=f"P{c + 1}")
+        ET.SubElement(score_part, "part-name").text = f"Voice {c + 1}"
+
+    for c, voice, measures in parts:
+        part = ET.SubElement(root, "part", id=f"P{c + 1}")
+        sign, line, octave_change = _clef([p for n in voice for p in n.pitches])
+        for k, layers in enumerate(measures):
+            number = k if has_pickup else k + 1
+            m = ET.SubElement(part, "measure", number=str(number))
+            if has_pickup and k == 0:
+                m.set("implicit", "yes")
+            if k == 0:
+                attributes = ET.SubElement(m, "attributes")
+                ET.SubElement(attributes, "divisions").text = str(divisions)
+                ET.SubElement(ET.SubElement(attributes, "key"), "fifths").text = "0"
+                time = ET.SubElement(attributes, "time")
+                ET.SubElement(time, "beats").text = str(num)
+                ET.SubElement(time, "beat-type").text = str(den)
+                clef = ET.SubElement(attributes, "clef")
+                ET.SubElement(clef, "sign").text = sign
+                ET.SubElement(clef, "line").text = str(line)
+                if octave_change:
+                    ET.SubElement(clef, "clef-octave-change").text = str(octave_change)
+            length = bounds[k + 1] - bounds[k]
+            alteration: dict[tuple[str, int], int] = {}  # accidentals in force in this measure
+            for v, layer in enumerate(layers):
+                if v:
+                    ET.SubElement(ET.SubElement(m, "backup"), "duration").text = str(int(length * divisions))
+                _write_layer(ET, m, layer, v + 1, divisions, alteration)
+            if k == len(measures) - 1:
+                barline = ET.SubElement(m, "barline", location="right")
+                ET.SubElement(barline, "bar-style").text = "light-heavy"
+    ET.indent(root, space=" ")
+    text = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + MUSICXML_DOCTYPE + "\n"
+            + ET.tostring(root, encoding="unicode") + "\n")
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _write_layer(ET, measure, layer: Sequence[_Written], voice: int, divisions: int, alteration: dict) -> None:
+    # Tuplet brackets: runs of equal ratios, closed when they fill the span of `normal` notes
+    # of the first note's type (or when the run ends).
+    values = [_cached_note_value(w.duration) for w in layer]
+    brackets: list[tuple[bool, bool]] = [(False, False)] * len(layer)
+    i = 0
+    while i < len(layer):
+        value = values[i]
+        if layer[i].pitches is None and voice > 1 or value.actual == 1 and value.normal == 1:
+            i += 1
+            continue
+        span = value.normal * value.base_quarters  # `actual` notes sound as long as `normal` plain ones
+        j, total = i, Fraction(0)
+        while j < len(layer) and (values[j].actual, values[j].normal) == (value.actual, value.normal) \
+                and not (layer[j].pitches is None and voice > 1):
+            total += layer[j].duration
+            j += 1
+            if total >= span:
+                break
+        if j - 1 > i:
+            brackets[i] = (True, brackets[i][1])
+            brackets[j - 1] = (brackets[j - 1][0], True)
+        i = j
+    for w, value, (open_bracket, close_bracket) in zip(layer, values, brackets):
+        duration = str(int(w.duration * divisions))
+        if w.pitches is None and voice > 1:
+            forward = ET.SubElement(measure, "forward")
+            ET.SubElement(forward, "duration").text = duration
+            ET.SubElement(forward, "voice").text = str(voice)
+            continue
+        heads = w.pitches if w.pitches else (None,)
+        for h, pitch in enumerate(heads):
+            note = ET.SubElement(measure, "note")
+            if h:
+                ET.SubElement(note, "chord")
+            if pitch is None:
+                ET.SubElement(note, "rest")
+            else:
+                step, alter = _XML_SPELLING[pitch % 12]
+                octave = pitch // 12 - 1
+                element = ET.SubElement(note, "pitch")
+                ET.SubElement(element, "step").text = step
+                if alter:
+                    ET.SubElement(element, "alter").text = str(alter)
+                ET.SubElement(element, "octave").text = str(octave)
+            ET.SubElement(note, "duration").text = duration
+            if pitch is not None and w.tie_stop:
+                ET.SubElement(note, "tie", type="stop")
+            if pitch is not None and w.tie_start:
+                ET.SubElement(note, "tie", type="start")
+            ET.SubElement(note, "voice").text = str(voice)
+            ET.SubElement(note, "type").text = value.type
+            for _ in range(value.dots):
+                ET.SubElement(note, "dot")
+            if pitch is not None and not w.tie_stop and alteration.get((step, octave), 0) != alter:
+                ET.SubElement(note, "accidental").text = _XML_ACCIDENTALS[alter]
+            if pitch is not None:
+                alteration[(step, octave)] = alter
+            if value.actual != 1 or value.normal != 1:
+                modification = ET.SubElement(note, "time-modification")
+                ET.SubElement(modification, "actual-notes").text = str(value.actual)
+                ET.SubElement(modification, "normal-notes").text = str(value.normal)
+            ties = pitch is not None and (w.tie_stop or w.tie_start)
+            if ties or (h == 0 and (open_bracket or close_bracket)):
+                notations = ET.SubElement(note, "notations")
+                if pitch is not None and w.tie_stop:
+                    ET.SubElement(notations, "tied", type="stop")
+                if pitch is not None and w.tie_start:
+                    ET.SubElement(notations, "tied", type="start")
+                if h == 0 and open_bracket:
+                    ET.SubElement(notations, "tuplet", type="start", bracket="yes")
+                if h == 0 and close_bracket:
+                    ET.SubElement(notations, "tuplet", type="stop")
+
+
+# ---------------------------------------------------------------------------
 # All at once
 
-EXPORT_FORMATS = ("kern", "mid", "wav", "png", "svg")
-_SUFFIX = {"kern": ".krn", "mid": ".mid", "wav": ".wav", "png": ".png", "svg": ".svg"}
+EXPORT_FORMATS = ("kern", "mid", "wav", "png", "svg", "musicxml")
+_SUFFIX = {"kern": ".krn", "mid": ".mid", "wav": ".wav", "png": ".png", "svg": ".svg", "musicxml": ".musicxml"}
 
 
 def export_score(
@@ -807,7 +1164,7 @@ def export_score(
     sample_rate: int = 22050,
     synth: str = "additive",
 ) -> dict[str, str]:
-    """Write ``out_dir/stem.{krn,mid,wav,png,svg}`` for the requested formats and
+    """Write ``out_dir/stem.{krn,mid,wav,png,svg,musicxml}`` for the requested formats and
     return format -> path.  SVG is skipped with a warning when verovio is not
     installed (``pip install 'voicecomp[render]'``)."""
     unknown = [f for f in formats if f not in _SUFFIX]
@@ -829,6 +1186,8 @@ def export_score(
             to_wav(voices, target, sample_rate, tempo_bpm, synth=synth)
         elif fmt == "png":
             to_pianoroll_png(voices, target, title=stem)
+        elif fmt == "musicxml":
+            to_musicxml(voices, target, meter=meter, header=header)
         elif fmt == "svg":
             try:
                 to_svg(kern_text, target)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from absl import flags
 
 from voicecomp.config import TrainConfig, dtype_name
-from voicecomp.data.corpus import CORPUS_NAMES
+from voicecomp.data.corpus import corpus_spec_error
+from voicecomp.data.humdrum import POLICIES
 from voicecomp.models.multivoice import ARCHITECTURES, MultiVoiceConfig
 
 _DEFAULT = TrainConfig()
@@ -13,8 +14,20 @@ _MODEL = MultiVoiceConfig()
 
 
 def define_data_flags() -> None:
-    flags.DEFINE_enum("corpus", _DEFAULT.corpus, CORPUS_NAMES, "Corpus: kernscores (the paper's) or palestrina (ships with music21).")
+    flags.DEFINE_string("corpus", _DEFAULT.corpus, "Corpus: kernscores (the paper's), palestrina (ships with music21) "
+                        "or dir:PATH (every kern, MusicXML and MIDI file under a folder).")
+    flags.register_validator("corpus", _check_corpus)
+    flags.DEFINE_enum("humdrum_policy", None, POLICIES, "Humdrum rules for kern files: strict (the paper's) or lenient "
+                      "(other collections: non-kern spines ignored, misaligned barlines a warning). Default: strict "
+                      "for kernscores and palestrina, lenient for dir:PATH.")
     flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
+
+
+def _check_corpus(value: str) -> bool:
+    error = corpus_spec_error(value)
+    if error:
+        raise flags.ValidationError(error)
+    return True
 
 
 def define_train_flags() -> None:
@@ -30,11 +43,21 @@ def define_train_flags() -> None:
     flags.DEFINE_integer("notes_hidden", None, f"Notes net width kn (default {_MODEL.notes_hidden}).")
     flags.DEFINE_integer("pitch_embedding", None, f"Pitch embedding width knote (default {_MODEL.pitch_embedding}).")
     flags.DEFINE_float("init_std", None, f"Initial weight std (default {_MODEL.init_std}).")
+    flags.DEFINE_enum("history", None, ["window", "full"], "window: each frame sees its last --voice_history frames "
+                      "(the paper); full: voice and global states carried from the start of the score, after "
+                      "--voice_history START frames (SPEC §3.1).")
+    flags.DEFINE_integer("lanes", None, f"Full history: scores streamed side by side per batch (default {_DEFAULT.lanes}).")
+    flags.DEFINE_integer("chunk_frames", None, "Full history: frames per lane per batch; gradients are truncated at "
+                         f"chunk boundaries, states are carried (default {_DEFAULT.chunk_frames}).")
+    flags.DEFINE_string("init_from", None, "Warm start: a run directory (its iterate average) or reference weights "
+                        "(.npz) whose parameters start the run.")
     flags.DEFINE_enum("compute_dtype", None, ["float32", "bfloat16"], "Matrix-product dtype (parameters stay float32).")
     flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], f"Optimiser (default {_DEFAULT.optimizer}).")
     flags.DEFINE_float("learning_rate", None, f"Initial learning rate (default {_DEFAULT.learning_rate}).")
     flags.DEFINE_string("lr_schedule", None, "Piecewise-constant schedule 'value@step,...' (e.g. 0.003@0,0.001@400000).")
     flags.DEFINE_float("momentum", None, f"SGD momentum (default {_DEFAULT.momentum}).")
+    flags.DEFINE_bool("fresh_momentum", None, "Restart the momentum trace (Adam: its moments) at every learning-rate "
+                      "stage, as a new optimiser per stage did in the reference (default: on for the Table 4 presets).")
     flags.DEFINE_float("l2", None, f"L2 coefficient added to the gradient (default {_DEFAULT.l2}).")
     flags.DEFINE_float("ema_decay", None, f"Iterate-average decay (default {_DEFAULT.ema_decay}).")
     flags.DEFINE_integer("batch_size", None, f"Examples per step (default {_DEFAULT.batch_size}).")
@@ -67,10 +90,10 @@ def experiment_base() -> TrainConfig:
 
 
 _MODEL_FIELDS = ("architecture", "voice_history", "global_history", "duration_hidden", "notes_hidden",
-                 "pitch_embedding", "init_std")
-_RUN_FIELDS = ("corpus", "kernscores_dir", "optimizer", "learning_rate", "lr_schedule", "momentum", "l2",
+                 "pitch_embedding", "init_std", "history")
+_RUN_FIELDS = ("corpus", "kernscores_dir", "humdrum_policy", "optimizer", "learning_rate", "lr_schedule", "momentum", "fresh_momentum", "l2",
                "ema_decay", "batch_size", "max_frames", "batch_shards", "num_steps", "seed", "log_every", "eval_every",
-               "eval_examples", "checkpoint_every", "keep_checkpoints")
+               "eval_examples", "checkpoint_every", "keep_checkpoints", "lanes", "chunk_frames", "init_from")
 
 
 def config_from_flags(base: TrainConfig | None = None) -> TrainConfig:

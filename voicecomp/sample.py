@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, START
-from voicecomp.models.multivoice import MultiVoiceModel, _swap_permutation
+from voicecomp.models.multivoice import MultiVoiceModel, _swap_permutation, zero_carry
 
 TICKS_PER_QUARTER = math.lcm(*(v.denominator for v in NOTE_VALUES))
 # Length of every vocabulary symbol in ticks (specials 0); the longest (15 quarters) fits int32.
@@ -168,15 +168,25 @@ def _rest_values(start: Fraction, end: Fraction) -> list[tuple[Fraction, Fractio
 
 
 def load_score(path: Union[str, Path], *, default_instrument: str = "voice"):
-    """``(EncodedScore, pickup)`` of a ``**kern`` file (Latin-1; spines without an instrument
-    get ``default_instrument``)."""
-    from voicecomp.data.humdrum import TICKS_PER_QUARTER as KERN_TICKS
-    from voicecomp.data.humdrum import parse_kern
-    from voicecomp.encoding import encode_score
+    """``(EncodedScore, pickup)`` of a score file, read by its extension
+    (:func:`voicecomp.data.scorefile.read_score`): ``**kern`` (Latin-1, the lenient Humdrum
+    policy, which reads every strictly valid file identically; spines without an instrument get
+    ``default_instrument``), MusicXML (``.musicxml``/``.mxl``/``.xml``) or MIDI (``.mid``/``.midi``).
 
-    text = Path(path).read_text(encoding="latin-1")
-    score = parse_kern(text, str(path), default_instrument=default_instrument)
-    return encode_score(score), Fraction(int(score.pickup), KERN_TICKS)
+    Raises ``ScoreReadError`` or ``KernParseError`` (one-line ``file[:line]: reason``) for an
+    unreadable file or one with more voices than channels, and ``ScoreReadError`` for note
+    values outside the model's vocabulary."""
+    from voicecomp.data.humdrum import LENIENT
+    from voicecomp.data.humdrum import TICKS_PER_QUARTER as KERN_TICKS
+    from voicecomp.data.scorefile import ScoreReadError, read_score
+    from voicecomp.encoding import EncodingError, encode_score
+
+    score = read_score(path, policy=LENIENT, default_instrument=default_instrument)
+    try:
+        encoded = encode_score(score)
+    except EncodingError as err:
+        raise ScoreReadError(str(path), str(err)) from None
+    return encoded, Fraction(int(score.pickup), KERN_TICKS)
 
 
 def load_prompt(path: Union[str, Path], frames: int) -> Prompt:
@@ -400,8 +410,15 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
                 merge_unused: bool, consts, carry, _unused=None):
     cfg = model.config
     V, M = cfg.num_voices, cfg.pitch_range
-    e, t, f, remaining, quarters, phase, first, ptr, step, keys = carry
-    B = e.shape[0]
+    memory, remaining, quarters, phase, first, ptr, step, keys = carry
+    full_history = cfg.history == "full"
+    # memory: the last C frames (windowed models) or the last frame's notes and the carried states
+    if full_history:
+        last_notes, stream_states = memory
+    else:
+        e, t, f = memory
+        last_notes = e[:, -1]
+    B = last_notes.shape[0]
     apply = functools.partial(model.apply, variables)
     active = jnp.arange(V) < voices
 
@@ -417,22 +434,32 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
     loc = _location(quarters, phase)
 
     cont = active & ~onset
-    y = jnp.where(cont[..., None], e[:, -1], 0).astype(jnp.float32)
+    y = jnp.where(cont[..., None], last_notes, 0).astype(jnp.float32)
     yt = jnp.where(active, jnp.where(onset, -1, CONT), EMPTY).astype(jnp.int32)
     yt = jnp.broadcast_to(yt, (B, V))
     eye = jnp.eye(V, dtype=jnp.float32)
     yf = jnp.where(first[:, None, None], eye, eye * active.astype(jnp.float32))
 
-    ef, ff = e.astype(jnp.float32), f.astype(jnp.float32)
-    dur_states = apply(ef, t, ff, loc, method=_duration_history)
+    if full_history:
+        dur_states = stream_states["duration"]
+    else:
+        ef, ff = e.astype(jnp.float32), f.astype(jnp.float32)
+        dur_states = apply(ef, t, ff, loc, method=_duration_history)
     causal, absolute = consts["causal"], consts["absolute"]
     frame = jnp.arange(B)
     fast = fast_notes and _fast_notes_supported(cfg)
     # Channels of the fast notes path: all, or the active ones plus one merged unused channel.
     width = voices + 1 if fast and merge_unused else V
-    scale = jnp.asarray([1.0] * voices + [float(V - voices)] * (width - voices), jnp.float32)[:, None, None]
-    if fast:
+    # merged: the last of the `width` channels stands for the V - voices unused ones (drive scaled)
+    weights = [1.0] * voices + [float(V - voices)] if width < V else [1.0] * V
+    scale = jnp.asarray(weights, jnp.float32)[:, None, None]
+    if full_history:
+        note_voice, note_global = stream_states["notes"]
+    elif fast:
         note_voice, note_global = apply(ef, t, ff, width, method=_notes_history_merged)
+    else:
+        note_voice, note_global = apply(ef, t, ff, method=_notes_history)
+    if fast:
         # Per frame: the recurrent projections, mixed by the (unswapped) current flow.  Swapping
         # channels 0 <-> v commutes with everything but "which channel is predicted", so the
         # voice loop works in unswapped channel order.
@@ -444,7 +471,6 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
         w_joint = jnp.concatenate([w_from, w_this], axis=1)
         w_pooled, w_out, bias = w["readout"]["pooled"], w["readout"]["output"][:, 0], w["readout"]["bias"]
     else:
-        note_voice, note_global = apply(ef, t, ff, method=_notes_history)
         embedded = jnp.zeros((B, 1, 1, 1), jnp.float32)
 
     def voice_body(v, state):
@@ -528,10 +554,15 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
 
     y, yt, remaining, ptr, _ = jax.lax.fori_loop(0, voices, voice_body, (y, yt, remaining, ptr, embedded))
     y8, yt8, yf8 = y.astype(jnp.int8), yt.astype(jnp.int8), yf.astype(jnp.int8)
-    e = jnp.concatenate([e[:, 1:], y8[:, None]], axis=1)
-    t = jnp.concatenate([t[:, 1:], yt[:, None]], axis=1)
-    f = jnp.concatenate([f[:, 1:], yf8[:, None]], axis=1)
-    carry = (e, t, f, remaining, quarters, phase, jnp.zeros_like(first), ptr, step + 1, keys)
+    if full_history:
+        # one recurrent step moves the carried states past the sampled frame
+        frame_inputs = {"e": y8[:, None], "t": yt[:, None], "f": yf8[:, None], "loc": loc[:, None],
+                        "reset": jnp.zeros((B, 1), jnp.float32)}
+        memory = (y8, apply(stream_states, frame_inputs, method=model.advance))
+    else:
+        memory = (jnp.concatenate([e[:, 1:], y8[:, None]], axis=1), jnp.concatenate([t[:, 1:], yt[:, None]], axis=1),
+                  jnp.concatenate([f[:, 1:], yf8[:, None]], axis=1))
+    carry = (memory, remaining, quarters, phase, jnp.zeros_like(first), ptr, step + 1, keys)
     return carry, (y8, yt8, yf8, quarters, phase)
 
 
@@ -554,7 +585,8 @@ def _chunk_fn(config, voices: int, temperature: float, length: int, fast_notes: 
 # Driver
 
 
-def _initial_carry(cfg, num_scores: int, voices: int, seed: int, prompt: Optional[Prompt], pickup: Fraction):
+def _initial_carry(cfg, variables, num_scores: int, voices: int, seed: int, prompt: Optional[Prompt],
+                   pickup: Fraction):
     B, C, V, M = num_scores, cfg.voice_history, cfg.num_voices, cfg.pitch_range
     pad_e = np.zeros((C, V, M), np.int8)
     pad_t = np.full((C, V), START, np.int32)
@@ -563,9 +595,11 @@ def _initial_carry(cfg, num_scores: int, voices: int, seed: int, prompt: Optiona
     time = Fraction(0)
     first = prompt is None
     if prompt is not None:
-        pad_e = np.concatenate([pad_e, prompt.notes])[-C:]
-        pad_t = np.concatenate([pad_t, prompt.durations.astype(np.int32)])[-C:]
-        pad_f = np.concatenate([pad_f, prompt.flows])[-C:]
+        # a windowed model keeps the last C frames; a full-history one streams them all
+        keep = -C if cfg.history == "window" else None
+        pad_e = np.concatenate([pad_e, prompt.notes])[keep:]
+        pad_t = np.concatenate([pad_t, prompt.durations.astype(np.int32)])[keep:]
+        pad_f = np.concatenate([pad_f, prompt.flows])[keep:]
         times = frame_times(prompt.durations)
         time = times[-1]
         ends = _channel_ends(np.asarray(prompt.durations), times)
@@ -579,11 +613,46 @@ def _initial_carry(cfg, num_scores: int, voices: int, seed: int, prompt: Optiona
     ticks = int(round(shifted * TICKS_PER_QUARTER))
     quarters, phase = divmod(ticks, TICKS_PER_QUARTER)
     rep = lambda x: np.broadcast_to(x, (B,) + np.shape(x)).copy()
+    if cfg.history == "full":
+        memory = (rep(pad_e[-1]), _stream_states(cfg, variables, B, pad_e, pad_t, pad_f, _window_locations(pad_t, pickup)))
+    else:
+        memory = (rep(pad_e), rep(pad_t), rep(pad_f))
     return (
-        rep(pad_e), rep(pad_t), rep(pad_f), rep(remaining.astype(np.int32)),
+        memory, rep(remaining.astype(np.int32)),
         np.full((B,), quarters, np.int32), np.full((B,), phase, np.int32), np.full((B,), first),
         np.zeros((B, V), np.int32), np.int32(0), score_keys(seed, B),
     )
+
+
+def _window_locations(durations: np.ndarray, pickup: Fraction) -> np.ndarray:
+    """Location class of every frame of a START-padded window (START frames: the first real
+    frame's), in the sampler's exact arithmetic."""
+    durations = np.asarray(durations)
+    real = np.flatnonzero((durations != START).any(axis=1))
+    first = int(real[0]) if real.size else len(durations)
+    times = frame_times(durations[first:]) if real.size else [Fraction(0)]
+    shift = pickup % 1
+    classes = []
+    for time in times:
+        quarters, phase = divmod(int(round((time - shift) * TICKS_PER_QUARTER)), TICKS_PER_QUARTER)
+        classes.append(int(_location(np.int64(quarters), np.int64(phase))))
+    return np.asarray([classes[0]] * first + classes[:len(durations) - first], np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def _advance_fn(config):
+    """Jitted ``(variables, carry, frames) -> carry`` of :meth:`MultiVoiceModel.advance`."""
+    model = MultiVoiceModel(config)
+    return jax.jit(lambda variables, carry, frames: model.apply(variables, carry, frames, method=model.advance))
+
+
+def _stream_states(cfg, variables, num_scores: int, e, t, f, loc) -> dict:
+    """Carried states of a full-history model after the START frames and prompt ``e, t, f``
+    (one stream, then copied for every score)."""
+    frames = {"e": e[None], "t": t[None], "f": f[None], "loc": loc[None],
+              "reset": np.r_[1, np.zeros(len(t) - 1)][None].astype(np.float32)}
+    states = _advance_fn(cfg)(variables, zero_carry(cfg, 1), frames)
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_scores,) + x.shape[1:]), states)
 
 
 def _clamp_consts(clamp: Optional[Clamp], V: int, M: int, voices: int) -> dict:
@@ -659,13 +728,13 @@ def sample(
     if temperature < 0:
         raise ValueError("temperature must be >= 0")
     consts = _clamp_consts(clamp, cfg.num_voices, cfg.pitch_range, voices)
-    merge = voices < cfg.num_voices - 1 and (
+    merge = cfg.history == "window" and voices < cfg.num_voices - 1 and (
         prompt is None or _unused_channels_alike(prompt, voices, cfg.voice_history))
     if prompt is not None:
         pickup = prompt.pickup
     pickup = Fraction(pickup or 0)
-    carry = _initial_carry(cfg, num_scores, voices, seed, prompt, pickup)
     variables = {"params": params}
+    carry = _initial_carry(cfg, variables, num_scores, voices, seed, prompt, pickup)
     target = frames if frames is not None else max_frames
     n_chunks = max(1, math.ceil(target / chunk_frames)) if frames is not None else None
     length = math.ceil(target / n_chunks) if frames is not None else chunk_frames
@@ -681,7 +750,7 @@ def sample(
         if beats is not None:
             # Next frame time of every score (its earliest end): stop when all reached `beats`.
             q, p = out[3][-1], out[4][-1]
-            rem = np.where(np.arange(cfg.num_voices) < voices, np.asarray(carry[3]), np.iinfo(np.int32).max).min(1)
+            rem = np.where(np.arange(cfg.num_voices) < voices, np.asarray(carry[1]), np.iinfo(np.int32).max).min(1)
             next_time = q + (p + rem) / TICKS_PER_QUARTER + float(pickup % 1)
             if (next_time >= beats).all():
                 break

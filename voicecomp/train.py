@@ -29,9 +29,11 @@ import optax
 
 from voicecomp import checkpoint as checkpoint_lib
 from voicecomp import encoding, metrics
-from voicecomp.config import TrainConfig, parse_schedule
+from voicecomp.config import TrainConfig
+from voicecomp.curves import plot_learning_curves
 from voicecomp.metrics import per_example_nats
 from voicecomp.models.multivoice import MultiVoiceModel
+from voicecomp.optim import make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
@@ -47,34 +49,39 @@ class TrainState:
     params: Any
     opt_state: Any
     ema_params: Any  # Polyak iterate average: what is evaluated and exported
-
-
-def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
-    points = parse_schedule(config.lr_schedule, config.learning_rate)
-    if len(points) == 1:
-        return optax.constant_schedule(points[0][1])
-    return optax.join_schedules(
-        [optax.constant_schedule(v) for _, v in points], boundaries=[s for s, _ in points[1:]]
-    )
-
-
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """SPEC §5: L2 added to the gradient, then SGD with momentum (or Adam)."""
-    schedule = learning_rate_schedule(config)
-    if config.optimizer == "sgd":
-        core = optax.sgd(schedule, momentum=config.momentum or None)
-    elif config.optimizer == "adam":
-        core = optax.adam(schedule)
-    else:
-        raise ValueError(f"optimizer must be sgd or adam, got {config.optimizer!r}")
-    return optax.chain(optax.add_decayed_weights(config.l2), core) if config.l2 else core
+    carry: Any = None  # full-history tasks: the recurrent states entering the next chunk of every lane
 
 
 def init_state(config: TrainConfig, task: "Task", batch: dict[str, np.ndarray]) -> TrainState:
     # one compiled init instead of ~170 small op-by-op compilations
     params = jax.jit(task.init_params)(jax.random.PRNGKey(config.seed), batch)
     tx = make_optimizer(config)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), ema_params=params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), ema_params=params,
+                      carry=task.initial_carry(config.batch_shards or jax.device_count()))
+
+
+def warm_start(state: TrainState, source: str, config: TrainConfig) -> TrainState:
+    """``state`` with the parameters (and iterate average) of ``source``: a run directory (its
+    iterate average, what it evaluates and exports) or reference weights (``.npz``).  The
+    optimiser state starts fresh.  Raises ValueError naming every parameter whose shape differs."""
+    if source.endswith(".npz"):
+        from voicecomp.weights import load_reference_weights
+
+        loaded = load_reference_weights(source, config.model)["params"]
+    else:
+        _, _, source_state, _ = load_checkpoint(source)
+        loaded = source_state.ema_params
+    flat_want = flax.traverse_util.flatten_dict(flax.core.unfreeze(state.params), sep="/")
+    flat_got = flax.traverse_util.flatten_dict(flax.core.unfreeze(loaded), sep="/")
+    problems = [f"{k}: missing" for k in flat_want if k not in flat_got]
+    problems += [f"{k}: unexpected" for k in flat_got if k not in flat_want]
+    problems += [f"{k}: {tuple(flat_got[k].shape)} vs {tuple(v.shape)} here" for k, v in flat_want.items()
+                 if k in flat_got and tuple(flat_got[k].shape) != tuple(v.shape)]
+    if problems:
+        raise ValueError(f"--init_from={source} does not fit this model: " + "; ".join(problems))
+    params = jax.tree.map(lambda want, got: jnp.asarray(got, want.dtype), state.params,
+                          flax.traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat_got.items()}))
+    return state.replace(params=params, ema_params=params)
 
 
 def count_parameters(params: Any) -> int:
@@ -86,34 +93,38 @@ def make_train_step(
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
     """Jitted ``train_step(state, batch)``; ``loss_scale`` turns nats into the training loss."""
 
-    def loss_fn(params, batch):
-        # batch arrays carry a leading shard axis (one slice per device); the loss is
-        # the weighted mean over every example of the global batch.
-        time_ce, note_ce, _, _ = jax.vmap(lambda b: task.shard_outputs(params, b))(batch)
+    def loss_fn(params, batch, carry):
+        # batch arrays (and the carry) have a leading shard axis (one slice per device); the loss
+        # is the weighted mean over every example of the global batch.
+        (time_ce, note_ce, _, _), carry = jax.vmap(lambda b, c: task.shard_step(params, b, c))(batch, carry)
         weight = batch["weight"]
         total = jnp.maximum(weight.sum(), 1.0)
         time_nats = (time_ce * weight).sum() / total
         note_nats = (note_ce * weight).sum() / total
-        return loss_scale * (time_nats + note_nats), (time_nats, note_nats)
+        # truncated BPTT: the carried states enter the next chunk as constants
+        return loss_scale * (time_nats + note_nats), (time_nats, note_nats, jax.lax.stop_gradient(carry))
 
     @jax.jit
     def train_step(state: TrainState, batch):
-        (loss, (time_nats, note_nats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+        (loss, (time_nats, note_nats, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, state.carry)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = jax.tree.map(lambda a, p: ema_decay * a + (1.0 - ema_decay) * p, state.ema_params, params)
-        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema)
-        return new_state, {"loss": loss, "time_nats": time_nats, "note_nats": note_nats}
+        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema, carry=carry)
+        finite = jnp.all(jnp.asarray([jnp.isfinite(x).all() for x in jax.tree.leaves((params, opt_state, ema))]))
+        return new_state, {"loss": loss, "time_nats": time_nats, "note_nats": note_nats, "finite": finite}
 
     return train_step
 
 
 def make_eval_step(task: "Task"):
-    """Jitted ``eval_step(params, batch)`` -> per-example losses and logits, [shards, examples, ...]."""
+    """Jitted ``eval_step(params, batch, carry)`` -> (per-example losses and logits, [shards,
+    examples, ...]; the carry for the next batch of a full-history pass, else None)."""
 
     @jax.jit
-    def eval_step(params, batch):
-        return jax.vmap(lambda b: task.shard_outputs(params, b))(batch)
+    def eval_step(params, batch, carry):
+        return jax.vmap(lambda b, c: task.shard_step(params, b, c))(batch, carry)
 
     return eval_step
 
@@ -294,6 +305,20 @@ class Task(abc.ABC):
     def shard_outputs(self, params: Any, batch: dict[str, jax.Array]):
         """Per-example ``(time_ce, note_ce, duration_logits, note_logits)`` of one shard."""
 
+    def shard_step(self, params: Any, batch: dict[str, jax.Array], carry: Any) -> tuple[Any, Any]:
+        """:meth:`shard_outputs` and the carry for the shard's next batch (tasks that carry
+        recurrent states across batches override this; the others carry None)."""
+        return self.shard_outputs(params, batch), carry
+
+    def initial_carry(self, shards: int) -> Any:
+        """What :meth:`shard_step` carries into a pass's first batch, with a leading shard axis."""
+        return None
+
+    def eval_batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, size: int, seed: int):
+        """Batches of a fixed seeded sample of about ``size`` examples of a split (0: all)."""
+        examples = sample_examples(self.num_examples(split), size, seed)
+        return self.batcher(split, shards=shards, batch_size=batch_size, max_frames=max_frames, examples=examples)
+
     @abc.abstractmethod
     def batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, examples=None):
         """Batches of a split: ``.training(seed, position)``, ``.sequential()``, ``.num_examples``, ``.shards``."""
@@ -371,6 +396,10 @@ class MultiVoiceTask(Task):
 
 def make_task(config: TrainConfig, **kwargs) -> Task:
     """The task of a configuration (``config.task``)."""
+    if config.task == "multivoice" and config.model.history == "full":
+        from voicecomp.tasks.streaming import StreamingTask
+
+        return StreamingTask(config, **kwargs)
     if config.task == "multivoice":
         return MultiVoiceTask(config, **kwargs)
     if config.task == "singlevoice":
@@ -390,8 +419,10 @@ def sample_examples(num_examples: int, size: int, seed: int) -> np.ndarray:
 def evaluate(
     eval_step, params, batcher, *, train_events_per_beat: float, split_events_per_beat: float,
     progress: bool = False, keep_predictions: bool = True, placement: Optional["Placement"] = None,
+    carry: Any = None,
 ) -> metrics.Evaluation:
-    """Stream every example of ``batcher`` through the model; exact whatever the batching."""
+    """Stream every example of ``batcher`` through the model; exact whatever the batching.
+    ``carry``: the task's initial carry (full-history tasks thread it through the batches)."""
     placement = placement or Placement.local(batcher.shards)
     params = placement.replicate(params)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
@@ -411,7 +442,7 @@ def evaluate(
     # One batch in flight: the next is gathered and dispatched before the last is fetched.
     pending = None
     for batch in batcher.sequential():
-        outputs = eval_step(params, placement.put(batch))
+        outputs, carry = eval_step(params, placement.put(batch), carry)
         if pending is not None:
             collect(*pending)
         pending = (batch, outputs)
@@ -498,35 +529,6 @@ def _append_metrics(workdir: str, row: dict[str, Any]) -> None:
         handle.write(json.dumps(row) + "\n")
 
 
-def plot_learning_curves(workdir: str) -> Optional[str]:
-    """PNG of training loss and evaluation bits/beat against steps (if matplotlib is present)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = read_metrics(workdir)
-    train = [r for r in rows if r["kind"] == "train"]
-    evals = [r for r in rows if r["kind"] == "eval"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    if train:
-        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
-    axes[0].set(title="training loss (bits/beat, training rate)", xlabel="step")
-    for split, colour in (("train", "tab:blue"), ("test", "tab:green")):
-        points = [(r["step"], r[split]["bits_per_beat_reference"]["total"]) for r in evals if split in r]
-        if points:
-            axes[1].plot(*zip(*points), marker="o", ms=3, color=colour, label=split)
-    axes[1].set(title="iterate average, bits/beat (reference rate)", xlabel="step")
-    axes[1].legend()
-    fig.tight_layout()
-    path = os.path.join(workdir, CURVES_FILE)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------------------
 # The loop
 
@@ -552,7 +554,16 @@ class _StopSignal:
 
 
 class NonFiniteLoss(RuntimeError):
-    pass
+    """Training produced a non-finite loss, parameter, iterate average or optimiser state."""
+
+
+def first_nonfinite(state: TrainState) -> str:
+    """Path of the first leaf of (params, iterate average, optimiser state) holding a non-finite value."""
+    for name, tree in (("params", state.params), ("ema_params", state.ema_params), ("opt_state", state.opt_state)):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            if not np.isfinite(np.asarray(leaf)).all():
+                return name + jax.tree_util.keystr(path)
+    return "no parameter"
 
 
 def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, task: Optional[Task] = None,
@@ -564,7 +575,6 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     It is not part of the configuration because it does not change what a step computes.
     """
     deadline = time.perf_counter() + max_seconds if max_seconds > 0 else math.inf
-    os.makedirs(workdir, exist_ok=True)
     stored = None
     if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
         stored = checkpoint_lib.read_config(workdir)
@@ -579,7 +589,6 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
                    if getattr(stored, f.name) != getattr(config, f.name)} - {"num_steps", "kernscores_dir"}
         if differs:
             raise ValueError(f"{workdir} holds a run with different settings ({sorted(differs)}); use a new --workdir")
-    checkpoint_lib.write_config(workdir, config)
     task.config = config
 
     tx = make_optimizer(config)
@@ -588,6 +597,11 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames)
     first_pack = {k: v[0] for k, v in next(batcher.sequential()).items()}
     state = init_state(config, task, first_pack)
+    resuming = stored is not None and os.path.isdir(os.path.join(workdir, checkpoint_lib.CHECKPOINTS))
+    if config.init_from and not resuming:
+        state = warm_start(state, config.init_from, config)
+    # Everything is validated: only now is the work directory written (a rejected command leaves it as it was).
+    checkpoint_lib.write_config(workdir, config)
     state = placement.replicate(state)
     print(f"model: {task.describe()}, {count_parameters(state.params):,} parameters; "
           f"{placement.shards} batch shard(s) on {jax.device_count()} device(s); "
@@ -595,7 +609,9 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
 
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
     position = encoding.BatchPosition()
-    restored = checkpointer.restore(state)
+    restored = checkpointer.restore(state, set_aside_damaged=True)
+    if restored is None and resuming and config.init_from:
+        state = placement.replicate(warm_start(state, config.init_from, config))
     if restored is not None:
         step, state, meta = restored
         state = placement.replicate(state)
@@ -607,8 +623,8 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     train_step = make_train_step(task, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
     eval_step = make_eval_step(task)
     eval_batchers = {
-        split: task.batcher(split, shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames,
-                            examples=sample_examples(task.num_examples(split), config.eval_examples, seed=999 + i))
+        split: task.eval_batcher(split, shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames,
+                                 size=config.eval_examples, seed=999 + i)
         for i, split in enumerate(("test", "train")) if split in task.splits()
     }
 
@@ -617,7 +633,8 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
         for split, eval_batcher in eval_batchers.items():
             result = evaluate(eval_step, state.ema_params, eval_batcher,
                               train_events_per_beat=config.loss_events_per_beat,
-                              split_events_per_beat=task.events_per_beat(split), placement=placement)
+                              split_events_per_beat=task.events_per_beat(split), placement=placement,
+                              carry=task.initial_carry(placement.shards))
             row[split] = result.as_dict()
         _append_metrics(workdir, row)
         plot_learning_curves(workdir)
@@ -639,10 +656,11 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
             step += 1
             examples_seen += int(batch["weight"].sum())
             loss = float(step_metrics["loss"])
-            if not math.isfinite(loss):
+            if not math.isfinite(loss) or not bool(step_metrics["finite"]):
                 checkpointer.close()
+                where = f"loss became {loss}" if not math.isfinite(loss) else f"{first_nonfinite(state)} became non-finite"
                 raise NonFiniteLoss(
-                    f"loss became {loss} at step {step}; stopping. The last good checkpoint "
+                    f"{where} at step {step}; stopping. The last finite checkpoint "
                     f"({checkpointer.steps()[-1] if checkpointer.steps() else 'none'}) is intact in {workdir}"
                 )
             if step % config.log_every == 0 or step == config.num_steps:

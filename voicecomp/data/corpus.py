@@ -1,19 +1,27 @@
 """Corpus discovery, parallel parsing and a persistent parse cache (SPEC §1.1).
 
-Two sources:
+Three sources:
   * ``kernscores``: the KernScores collection laid out as the public Humdrum
     repositories (``--kernscores_dir``, default ``$VOICECOMP_KERNSCORES``).
   * ``palestrina``: the 1,318 Palestrina mass movements shipped inside music21's
     wheel, so a fresh install trains with no download.
+  * ``dir:PATH``: every kern, MusicXML and MIDI file under a folder (see
+    :func:`discover_folder`), split into train and test by content hash, parsed
+    file by file into a per-file cache, with a JSON report of skipped files.
 
 A :class:`Corpus` maps score ids to parsed :class:`KernScore` objects, with the
 files that failed to parse listed (id, line, reason) rather than aborting.
+
+The Humdrum policy (:data:`voicecomp.data.humdrum.POLICIES`) defaults to
+``strict`` for the named corpora (the paper's numbers depend on it) and to
+``lenient`` for folders; it is part of every cache key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import multiprocessing
 import os
 import pickle
@@ -23,13 +31,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from voicecomp.data import tables
-from voicecomp.data.humdrum import KernParseError, KernScore, parse_kern
+from voicecomp.data.humdrum import LENIENT, POLICIES, STRICT, KernParseError, KernScore, parse_kern
+from voicecomp.data.scorefile import SCORE_EXTENSIONS, ScoreReadError, read_score, score_kind
 
 # Bump whenever KernScore or the parser's output changes: old caches are ignored.
 CACHE_FORMAT_VERSION = 6
 KERNSCORES_ENV = "VOICECOMP_KERNSCORES"
 CACHE_ENV = "VOICECOMP_CACHE"
 CORPUS_NAMES = ("kernscores", "palestrina")
+DIR_PREFIX = "dir:"  # --corpus=dir:PATH: a folder of score files
+DIR_TEST_FRACTION = 0.1
 # music21's Palestrina files name their voices with these *I tokens.
 PALESTRINA_INSTRUMENTS = frozenset({"cant", "calto", "tenor", "barit", "bass"})
 
@@ -67,6 +78,8 @@ class Corpus:
     rejected: tuple[str, ...]
     test_ids: frozenset[str]
     piano_corpora: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # "file[:line]: reason" of tolerated irregularities
+    report: Optional[str] = None  # dir: corpora: path of the JSON report of skipped files
 
     def split_ids(self, split: str) -> list[str]:
         """Score ids of ``train``, ``test``, ``test_nonpiano`` or ``all``."""
@@ -149,23 +162,33 @@ def palestrina_test_ids(score_ids: Iterable[str], fraction: float = 0.1) -> froz
     return frozenset(out)
 
 
-def _parse_source(source: ScoreSource, extra_instruments: frozenset[str]):
+def _parse_source(source: ScoreSource, extra_instruments: frozenset[str], policy: str = STRICT):
+    """(score id, KernScore or ParseFailure, warnings) of one file; never raises for bad data."""
+    warnings: list[str] = []
     try:
-        with open(source.path, encoding="latin-1", newline="") as handle:
-            text = handle.read()
-        instruments = tables.instrument_names() | extra_instruments
-        score = parse_kern(
-            text,
-            source.path,
-            mensural=source.mensural,
-            default_instrument=source.default_instrument,
-            instruments=instruments,
-        )
-        return source.score_id, score
+        if score_kind(source.path) in (None, "kern"):
+            with open(source.path, encoding="latin-1", newline="") as handle:
+                text = handle.read()
+            instruments = tables.instrument_names() | extra_instruments
+            score = parse_kern(
+                text,
+                source.path,
+                mensural=source.mensural,
+                default_instrument=source.default_instrument,
+                instruments=instruments,
+                policy=policy,
+                warnings=warnings,
+            )
+        else:
+            score = read_score(source.path, policy=policy, default_instrument=source.default_instrument,
+                               mensural=source.mensural, warnings=warnings)
+        return source.score_id, score, warnings
     except KernParseError as err:
-        return source.score_id, ParseFailure(source.score_id, source.path, err.line, err.reason)
+        return source.score_id, ParseFailure(source.score_id, source.path, err.line, err.reason), warnings
+    except ScoreReadError as err:
+        return source.score_id, ParseFailure(source.score_id, source.path, 0, err.reason), warnings
     except OSError as err:
-        return source.score_id, ParseFailure(source.score_id, source.path, 0, f"cannot read: {err}")
+        return source.score_id, ParseFailure(source.score_id, source.path, 0, f"cannot read: {err}"), warnings
 
 
 def _parse_task(args):
@@ -178,10 +201,17 @@ def parse_sources(
     extra_instruments: frozenset[str] = frozenset(),
     workers: Optional[int] = None,
     progress: bool = True,
+    policy: str = STRICT,
+    warnings: Optional[list[str]] = None,
 ) -> tuple[dict[str, KernScore], list[ParseFailure]]:
-    """Parse files in parallel; failures are collected, never raised."""
-    workers = workers or os.cpu_count() or 1
-    tasks = [(s, extra_instruments) for s in sources]
+    """Parse files in parallel; failures are collected, never raised.
+
+    ``policy`` is the Humdrum policy of kern files; tolerated irregularities
+    (``file[:line]: reason``) are appended to ``warnings`` if given."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown Humdrum policy {policy!r}; expected one of {POLICIES}")
+    workers = workers or _usable_cpus()
+    tasks = [(s, extra_instruments, policy) for s in sources]
     results = []
     bar = _progress(len(tasks), "parsing", progress)
     if workers > 1 and len(tasks) > 8:
@@ -190,8 +220,10 @@ def parse_sources(
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(["voicecomp.data.humdrum"])
+        # Slow readers (music21) are worth small chunks; kern files parse in microseconds.
+        chunksize = 8 if all(score_kind(s.path) in (None, "kern") for s in sources) else 1
         with context.Pool(workers) as pool:
-            for item in pool.imap_unordered(_parse_task, tasks, chunksize=8):
+            for item in pool.imap_unordered(_parse_task, tasks, chunksize=chunksize):
                 results.append(item)
                 bar(1)
     else:
@@ -199,14 +231,25 @@ def parse_sources(
             results.append(_parse_task(task))
             bar(1)
     bar(None)
-    scores, failures = {}, []
-    for score_id, result in results:
+    scores, failures, notes = {}, [], {}
+    for score_id, result, score_warnings in results:
+        notes[score_id] = score_warnings
         if isinstance(result, ParseFailure):
             failures.append(result)
         else:
             scores[score_id] = result
     failures.sort(key=lambda f: f.score_id)
+    if warnings is not None:
+        for score_id in sorted(notes):
+            warnings.extend(notes[score_id])
     return {k: scores[k] for k in sorted(scores)}, failures
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _progress(total: int, label: str, enabled: bool) -> Callable[[Optional[int]], None]:
@@ -261,18 +304,29 @@ def load_corpus(
     workers: Optional[int] = None,
     progress: bool = True,
     sources: Optional[Sequence[ScoreSource]] = None,
+    policy: Optional[str] = None,
 ) -> Corpus:
     """Discover, parse (or reload from cache) and return a corpus.
 
     Args:
-      name: ``kernscores`` or ``palestrina``.
+      name: ``kernscores``, ``palestrina`` or ``dir:PATH`` (any folder of kern,
+        MusicXML and MIDI files, see :func:`load_folder`).
       kernscores_dir: root of the KernScores collection (default
         ``$VOICECOMP_KERNSCORES``).
       cache_dir: where parsed corpora are kept (default ``$VOICECOMP_CACHE`` or
         ``~/.cache/voicecomp``); the cache key is a content hash of every source
-        file and the parser version, so edits and upgrades never serve stale data.
+        file, the Humdrum policy and the parser version, so edits and upgrades
+        never serve stale data.
       sources: parse exactly these files instead of discovering (tests, tools).
+      policy: Humdrum policy, ``strict`` or ``lenient`` (default: strict for the
+        named corpora, lenient for folders).
     """
+    if name.startswith(DIR_PREFIX):
+        return load_folder(name[len(DIR_PREFIX):], cache_dir=cache_dir, use_cache=use_cache, workers=workers,
+                           progress=progress, policy=policy or LENIENT, sources=sources)
+    policy = policy or STRICT
+    if policy not in POLICIES:
+        raise ValueError(f"unknown Humdrum policy {policy!r}; expected one of {POLICIES}")
     if name == "kernscores":
         table = tables.kernscores()
         if sources is None:
@@ -291,28 +345,251 @@ def load_corpus(
         rejected = ()
         test_ids = palestrina_test_ids(s.score_id for s in sources)
     else:
-        raise ValueError(f"unknown corpus {name!r}; expected one of {CORPUS_NAMES}")
+        raise ValueError(f"unknown corpus {name!r}; expected one of {CORPUS_NAMES} or {DIR_PREFIX}PATH")
 
     cache_path = None
     if use_cache:
-        key = _sources_digest(sources, f"{name}|{sorted(extra_instruments)}")
+        key = _sources_digest(sources, f"{name}|{sorted(extra_instruments)}|{policy}")
         cache_path = Path(cache_dir or default_cache_dir()) / f"{name}-{key[:24]}.pkl"
         if cache_path.is_file():
             try:
                 with open(cache_path, "rb") as handle:
-                    scores, failures = pickle.load(handle)
+                    cached = pickle.load(handle)
+                # (scores, failures), plus the warnings when there are any (lenient policy)
+                if not (isinstance(cached, tuple) and len(cached) in (2, 3) and isinstance(cached[0], dict)
+                        and isinstance(cached[1], (list, tuple))):
+                    raise ValueError("not a parsed corpus")
+                scores, failures = cached[:2]
+                warnings = list(cached[2]) if len(cached) == 3 else []
             except Exception as err:  # a damaged cache is rebuilt, never trusted
                 print(f"voicecomp: ignoring unreadable cache {cache_path}: {err}", file=sys.stderr)
             else:
-                return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano)
+                return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano, warnings)
 
-    scores, failures = parse_sources(sources, extra_instruments=extra_instruments, workers=workers, progress=progress)
+    warnings: list[str] = []
+    scores, failures = parse_sources(sources, extra_instruments=extra_instruments, workers=workers,
+                                     progress=progress, policy=policy, warnings=warnings)
     if cache_path is not None:
-        _atomic_pickle((scores, failures), cache_path)
-    return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano)
+        _atomic_pickle((scores, failures, warnings) if warnings else (scores, failures), cache_path)
+    return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano, warnings)
 
 
-def _make_corpus(name, sources, scores, failures, rejected, test_ids, piano) -> Corpus:
+# ---------------------------------------------------------------------------
+# Folders of score files (--corpus=dir:PATH)
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be used at all (a folder without music, or none of it readable);
+    the message is one line naming the folder and the reason."""
+
+
+def corpus_spec_error(name: str) -> Optional[str]:
+    """Why ``name`` cannot name a corpus (None if it can): for flag validation.  Only the
+    spelling is checked; a folder that is missing or holds no music is a :class:`CorpusError`
+    of :func:`load_corpus` (bad data, not bad usage)."""
+    if name in CORPUS_NAMES:
+        return None
+    if not name.startswith(DIR_PREFIX):
+        return f"unknown corpus {name!r}; expected {', '.join(CORPUS_NAMES)} or {DIR_PREFIX}PATH"
+    if not name[len(DIR_PREFIX):]:
+        return f"{DIR_PREFIX} needs a folder, e.g. --corpus={DIR_PREFIX}~/music"
+    return None
+
+
+def discover_folder(root: str) -> list[ScoreSource]:
+    """Every score file under ``root`` (kern, MusicXML, MIDI by extension, any case;
+    hidden files and folders skipped), with its path relative to ``root`` as score id
+    and its folder (relative, ``.`` at the top) as corpus name.
+
+    Raises FileNotFoundError for a missing folder, ValueError for one without music."""
+    folder = os.path.expanduser(root)
+    if not root:
+        raise ValueError(f"{DIR_PREFIX} needs a folder, e.g. --corpus={DIR_PREFIX}~/music")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder")
+    sources = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in sorted(filenames):
+            if filename.startswith(".") or score_kind(filename) is None:
+                continue
+            path = os.path.join(dirpath, filename)
+            score_id = os.path.relpath(path, folder).replace(os.sep, "/")
+            parent = os.path.dirname(score_id) or "."
+            sources.append(ScoreSource(score_id, parent, path, False, "voice"))
+    if not sources:
+        raise ValueError(f"{folder}: no music (no {', '.join(SCORE_EXTENSIONS)} files)")
+    return sources
+
+
+def _file_digest(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def folder_test_ids(digests: dict[str, Optional[str]], fraction: float = DIR_TEST_FRACTION) -> frozenset[str]:
+    """Deterministic test split of a folder by content: a file is test when the hash of its
+    bytes falls below ``fraction`` (copies of a file land together); with at least two
+    files and none below, the one with the lowest hash, so a small folder still evaluates."""
+    ranked = sorted((int(d[:16], 16) / 2**64, k) for k, d in digests.items() if d is not None)
+    test = {k for value, k in ranked if value < fraction}
+    if not test and len(ranked) >= 2:
+        test = {ranked[0][1]}
+    return frozenset(test)
+
+
+def load_folder(
+    root: str,
+    *,
+    cache_dir: Optional[str | os.PathLike] = None,
+    use_cache: bool = True,
+    workers: Optional[int] = None,
+    progress: bool = True,
+    policy: str = LENIENT,
+    sources: Optional[Sequence[ScoreSource]] = None,
+    report: bool = True,
+) -> Corpus:
+    """The ``dir:PATH`` corpus: every score file under ``root`` (:func:`discover_folder`).
+
+    Files are parsed in parallel with a progress bar; each parse is cached on its own
+    (key: the file's bytes, its kind, the policy and the reader versions), so adding a
+    file to a large folder parses only that file.  The test split is by content hash
+    (:func:`folder_test_ids`).  With ``report`` a JSON report (files, split, skipped files
+    with their reasons, warnings, scores whose note values the model cannot encode) is
+    written to the cache folder and its path printed to stderr when files were skipped.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown Humdrum policy {policy!r}; expected one of {POLICIES}")
+    if sources is None:
+        try:
+            sources = discover_folder(root)
+        except (FileNotFoundError, ValueError) as err:
+            raise CorpusError(str(err)) from None
+    name = DIR_PREFIX + root
+    cache = Path(cache_dir or default_cache_dir())
+    digests = {s.score_id: _file_digest(s.path) for s in sources}
+    results: dict[str, tuple[object, list[str]]] = {}
+    keys = {}
+    for source in sources:
+        digest = digests[source.score_id]
+        if digest is None or not use_cache:
+            continue
+        keys[source.score_id] = key = _file_cache_key(source, digest, policy)
+        path = cache / "files" / f"{key}.pkl"
+        if path.is_file():
+            try:
+                with open(path, "rb") as handle:
+                    result, notes = pickle.load(handle)
+                if not isinstance(result, (KernScore, ParseFailure)):
+                    raise ValueError("not a parsed score")
+            except Exception:  # damaged: parse again
+                continue
+            # A file with the same bytes elsewhere shares the entry: name it after this one.
+            if isinstance(result, ParseFailure):
+                result = dataclasses.replace(result, score_id=source.score_id, path=source.path)
+            elif result.name != source.path:
+                result = dataclasses.replace(result, name=source.path)
+            results[source.score_id] = (result, list(notes))
+    missing = [s for s in sources if s.score_id not in results]
+    if missing:
+        new_warnings: list[str] = []
+        scores, failures = parse_sources(missing, workers=workers, progress=progress, policy=policy,
+                                         warnings=new_warnings)
+        by_file: dict[str, list[str]] = {}
+        for note in new_warnings:
+            for source in missing:
+                if note.startswith(source.path + ":"):
+                    by_file.setdefault(source.score_id, []).append(note)
+                    break
+        for source in missing:
+            result = scores.get(source.score_id) or next(f for f in failures if f.score_id == source.score_id)
+            results[source.score_id] = (result, by_file.get(source.score_id, []))
+            if source.score_id in keys:
+                _atomic_pickle(results[source.score_id], cache / "files" / f"{keys[source.score_id]}.pkl")
+    scores = {k: r for k, (r, _) in sorted(results.items()) if isinstance(r, KernScore)}
+    failures = [r for _, (r, _) in sorted(results.items()) if isinstance(r, ParseFailure)]
+    warnings = [note for _, (_, notes) in sorted(results.items()) for note in notes]
+    if not scores:
+        where = root if not failures else f"{root} ({failures[0]})"
+        raise CorpusError(f"{where}: none of the {len(sources)} score files could be read")
+    test_ids = folder_test_ids({k: digests[k] for k in scores})
+    corpus = Corpus(
+        name=name,
+        scores=scores,
+        corpus_of={s.score_id: s.corpus for s in sources},
+        failures=tuple(failures),
+        rejected=(),
+        test_ids=test_ids,
+        piano_corpora=(),
+        warnings=tuple(warnings),
+    )
+    if report:
+        path = cache / "reports" / f"{_folder_label(root)}.json"
+        _atomic_json(folder_report(corpus, root, policy), path)
+        corpus = dataclasses.replace(corpus, report=os.fspath(path))
+        if failures:
+            print(f"voicecomp: {len(failures)} of {len(sources)} files in {root} skipped; reasons in {path}",
+                  file=sys.stderr)
+    return corpus
+
+
+def _file_cache_key(source: ScoreSource, digest: str, policy: str) -> str:
+    from voicecomp.data.musicxml import READER_VERSION
+
+    kind = score_kind(source.path)
+    text = (f"v{CACHE_FORMAT_VERSION}|reader{READER_VERSION}|{kind}|{policy}|{source.mensural}|"
+            f"{source.default_instrument}|{digest}")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _folder_label(root: str) -> str:
+    absolute = os.path.abspath(os.path.expanduser(root))
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(absolute.rstrip(os.sep)))
+    return f"{stem or 'folder'}-{hashlib.sha256(absolute.encode()).hexdigest()[:12]}"
+
+
+def folder_report(corpus: Corpus, root: str, policy: str) -> dict:
+    """JSON-ready report of a folder corpus: sizes, split, skipped files with reasons,
+    warnings, and scores the model cannot encode (note values outside its vocabulary)."""
+    from voicecomp.encoding import EncodingError, duration_indices
+
+    not_encodable = {}
+    for score_id, score in corpus.scores.items():
+        try:
+            duration_indices(score.durations)
+        except EncodingError as err:
+            not_encodable[score_id] = str(err)
+    return {
+        "folder": os.path.abspath(os.path.expanduser(root)),
+        "policy": policy,
+        "files": len(corpus.corpus_of),
+        "scores": len(corpus.scores),
+        "train": len(corpus.split_ids("train")),
+        "test": len(corpus.split_ids("test")),
+        "skipped": [{"file": f.score_id, "line": f.line, "reason": f.reason} for f in corpus.failures],
+        "not_encodable": [{"file": k, "reason": v} for k, v in sorted(not_encodable.items())],
+        "warnings": list(corpus.warnings),
+    }
+
+
+def _atomic_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=1)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _make_corpus(name, sources, scores, failures, rejected, test_ids, piano, warnings=()) -> Corpus:
     return Corpus(
         name=name,
         scores=scores,
@@ -321,4 +598,5 @@ def _make_corpus(name, sources, scores, failures, rejected, test_ids, piano) -> 
         rejected=tuple(rejected),
         test_ids=test_ids,
         piano_corpora=piano,
+        warnings=tuple(warnings),
     )

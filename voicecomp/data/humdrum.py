@@ -10,6 +10,9 @@ of the corpus (including tuplets up to 23-lets and mensural /4 scaling) is an
 integer.  A duration that is not is reported as a parse error rather than rounded.
 The reference pipeline's floating-point duration (in quarter notes) is kept beside
 the exact one only to reproduce its location arithmetic (SPEC §1.3).
+
+Two policies: ``strict`` (the default, SPEC §1.2 as the reference applied it to
+KernScores) and ``lenient`` for other Humdrum collections (see :func:`parse_kern`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ CONT_TICKS = 0  # duration code of a channel whose voice continues a note
 EMPTY_TICKS = -1  # duration code of an unused channel
 
 ACCEPTED_EXCLUSIVE = frozenset({"kern", "dynam", "text", "silbe"})
+STRICT, LENIENT = "strict", "lenient"
+POLICIES = (STRICT, LENIENT)
 _PITCH_CLASS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _RATIONAL = re.compile(r"(\d+)%(\d+)")
 _DIGITS = re.compile(r"(\d+)")
@@ -222,6 +227,8 @@ def parse_kern(
     mensural: bool = False,
     default_instrument: Optional[str] = None,
     instruments: Optional[Iterable[str]] = None,
+    policy: str = STRICT,
+    warnings: Optional[list[str]] = None,
 ) -> KernScore:
     """Parse ``**kern`` text into a :class:`KernScore`.
 
@@ -232,9 +239,20 @@ def parse_kern(
       default_instrument: instrument of kern spines that declare none.
       instruments: recognised instrument names (digits removed, stripped);
         defaults to the reference table shipped with the package.
+      policy: ``"strict"`` (SPEC §1.2, the reference's rules; the paper's numbers
+        depend on them) or ``"lenient"`` for other Humdrum collections: spines of
+        any exclusive interpretation other than ``**kern`` (``**fb``, ``**fing``,
+        ``**harm``, ...) are ignored instead of fatal, and a barline at which the
+        kern spines disagree (mensural sources) is a warning instead of an error.
+        More kern spines than the 6 channels is an error under both.
+      warnings: under the lenient policy, ``"file:line: reason"`` of every
+        tolerated irregularity is appended here (if given).
     Raises:
       KernParseError: with file, 1-based line number and reason.
     """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown Humdrum policy {policy!r}; expected one of {POLICIES}")
+    lenient = policy == LENIENT
     if instruments is None:
         from voicecomp.data import tables
 
@@ -281,7 +299,7 @@ def parse_kern(
             fail(lineno, f"record has {len(tokens)} tokens for {len(spines)} spines")
         num_kern = sum(1 for s in spines if s.exclusive == "kern")
         if num_kern > MAX_VOICES:
-            fail(lineno, f"too many kern spines ({num_kern})")
+            fail(lineno, f"too many kern spines ({num_kern} voices; the model has {MAX_VOICES} channels)")
 
         if kind == "*":
             for token in tokens:
@@ -298,7 +316,7 @@ def parse_kern(
                         continue
                     if spines[i].exclusive:
                         fail(lineno, "spine already has an exclusive interpretation")
-                    if name not in ACCEPTED_EXCLUSIVE:
+                    if name not in ACCEPTED_EXCLUSIVE and not lenient:
                         fail(lineno, f"unrecognized exclusive interpretation **{name}")
                     spines[i].exclusive = name
                     layout_changed = True  # a new kern spine needs a channel
@@ -383,14 +401,19 @@ def parse_kern(
 
         if kind == "=":
             first_kern = None
+            misaligned = False
             for i, token in enumerate(tokens):
                 if not token.startswith("="):
                     fail(lineno, "barline record mixes other token types")
                 if spines[i].exclusive == "kern":
                     if first_kern is None:
                         first_kern = spines[i]
-                    elif spines[i].frontier != first_kern.frontier:
-                        fail(lineno, "spines out of alignment at barline")
+                    elif spines[i].frontier != first_kern.frontier and not misaligned:
+                        misaligned = True
+                        if not lenient:
+                            fail(lineno, "spines out of alignment at barline")
+                        if warnings is not None:
+                            warnings.append(f"{filename}:{lineno + 1}: kern spines out of alignment at barline")
             if line.startswith("=1\t") and first_kern is not None:
                 pickup = first_kern.frontier
                 reference_pickup = first_kern.reference_frontier

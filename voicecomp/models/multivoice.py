@@ -34,11 +34,18 @@ import numpy as np
 Array = jax.Array
 
 ARCHITECTURES = ("hierarchical", "distributed", "independent")
+HISTORY_MODES = ("window", "full")
 # Duration vocabulary indices 0..2 are CONT, EMPTY, START; the predicted note values follow.
 NOTE_VALUE_OFFSET = 3
+CONT_INDEX = 0  # vocabulary index of a voice continuing its note
 EMPTY_INDEX = 1  # vocabulary index of an unused channel
 PER_EXAMPLE_KEYS = ("e", "t", "f", "y", "yt", "yf", "loc")
 FRAME_SHARED_KEYS = ("e", "t", "f", "loc", "frame", "voice", "y", "yt", "yf")
+# Full-history chunks: frames ``e, t, f, loc, reset`` per lane and step ([L, T, ...]); examples
+# ``frame`` (index into the L*T flattened frames), ``voice`` (its channel in that frame), and the
+# voice's own ``own_notes`` [B, M] / ``own_duration`` [B] (vocabulary index), which the notes net
+# sees causally.  The rest of the current frame is the frame itself.
+STREAM_KEYS = ("e", "t", "f", "loc", "reset", "frame", "voice", "own_notes", "own_duration")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +71,21 @@ class MultiVoiceConfig:
     num_locations: int = 48
     compute_dtype: Any = jnp.float32
     init_std: float = 0.003
+    # "window": every frame's history is rebuilt from its last ``voice_history`` frames (the
+    # paper). "full": voice and global states are carried from the start of the score (SPEC
+    # §3.1); ``voice_history`` is then the number of START padding frames before frame 0.
+    history: str = "window"
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.history not in HISTORY_MODES:
+            raise ValueError(f"history must be one of {HISTORY_MODES}, got {self.history!r}")
+        if self.history == "full" and self.architecture == "independent":
+            raise ValueError("history='full' is for the coupled architectures (hierarchical, distributed)")
+        if self.history == "full" and self.architecture == "hierarchical" and self.global_history < self.voice_history:
+            raise ValueError("history='full' needs global_history == voice_history: a global state updated only "
+                             "at the last steps of a window has no streaming counterpart (SPEC §3.1)")
         if self.voice_history < 1:
             raise ValueError(f"voice_history must be >= 1, got {self.voice_history}")
         if self.global_history < 0:
@@ -124,6 +142,11 @@ def _swap_permutation(voice: Array, num_voices: int) -> Array:
     channels = jnp.arange(num_voices)[None, :]
     voice = voice[:, None]
     return jnp.where(channels == 0, voice, jnp.where(channels == voice, 0, channels))
+
+
+def _determined(durations: Array) -> Array:
+    """Channels whose current row every example of the frame sees (CONT, EMPTY), as 0/1 floats."""
+    return ((durations == CONT_INDEX) | (durations == EMPTY_INDEX)).astype(jnp.float32)
 
 
 def _normal(std: float) -> Callable[..., Array]:
@@ -268,16 +291,19 @@ class VoiceCell(nn.Module):
         kernel = jnp.concatenate([self.recurrent, input_kernel], axis=0)
         return _matmul(features, kernel, self.compute_dtype)
 
-    def __call__(self, mixed_projected: Array, drive: Array, mixed_state: Optional[Array] = None) -> Array:
-        pre_activation = mixed_projected + drive
+    def base(self, mixed_projected: Array, mixed_state: Optional[Array] = None) -> Array:
+        """The pre-activation without the drive: the mixed projected state plus the pooled term."""
         if self.pooling == "projected":
             pooled = _matmul(mixed_projected.sum(axis=1), self.pooled, self.compute_dtype)
-            pre_activation = pre_activation + pooled[:, None]
-        elif self.pooling == "raw":
+            return mixed_projected + pooled[:, None]
+        if self.pooling == "raw":
             assert mixed_state is not None, "raw pooling needs the mixed voice state"
             pooled = _matmul(mixed_state.sum(axis=1), self.pooled, self.compute_dtype)
-            pre_activation = pre_activation + pooled[:, None]
-        return jax.nn.relu(pre_activation)
+            return mixed_projected + pooled[:, None]
+        return mixed_projected
+
+    def __call__(self, mixed_projected: Array, drive: Array, mixed_state: Optional[Array] = None) -> Array:
+        return jax.nn.relu(self.base(mixed_projected, mixed_state) + drive)
 
 
 class GlobalCell(nn.Module):
@@ -300,7 +326,11 @@ class GlobalCell(nn.Module):
 
         ``idle_sum`` is the summed state of channels left out of ``voice_state`` (see
         :meth:`MultiVoiceModel.frame_shared`)."""
-        pre_activation = _matmul(_voice_sum(voice_state, idle_sum), self.from_voices, self.compute_dtype)
+        return self.from_sum(projected_global, _voice_sum(voice_state, idle_sum))
+
+    def from_sum(self, projected_global: Optional[Array], voice_sum: Array) -> Array:
+        """Update from the projected global state (None: zero) and the summed voice states."""
+        pre_activation = _matmul(voice_sum, self.from_voices, self.compute_dtype)
         if projected_global is not None:
             pre_activation = pre_activation + projected_global
         return jax.nn.relu(pre_activation)
@@ -413,6 +443,83 @@ class CoupledRecurrence(nn.Module):
         assert voice_state is not None
         return voice_state, global_state
 
+    def stream(
+        self,
+        initial: tuple[Array, Optional[Array]],
+        inputs: Any,
+        drive_of: Callable[[Any], tuple[Array, Optional[Array], Array, Array]],
+        flows: Array,
+        reset: Array,
+        input_kernel: Optional[Array] = None,
+    ) -> tuple[tuple[Array, Optional[Array]], tuple[Array, Array, Optional[Array]]]:
+        """Full-history recurrence (SPEC §3.1): one step per frame, states carried from ``initial``.
+
+        ``inputs`` is a pytree whose leaves are ``[B, T, ...]``; ``drive_of(inputs_at_step)`` gives
+        ``(drive, features, masked_drive, determined)``: the frame's drive and fused features as in
+        :meth:`history`, the drive of a channel whose row is hidden from an example (``[..., H]``,
+        broadcast over channels) and ``determined [B, V]``, channels every example of the frame sees
+        (CONT, EMPTY).  ``flows [B, T, V, V]``; ``reset [B, T]`` zeroes the states entering a step
+        (a new score's stream begins there).  ``initial`` = ``(voice_state [B, V, ..., H],
+        global_state [B, ..., H] or None)``.
+
+        Returns the states after the last step and, per step, what :meth:`stream_readout` needs,
+        all ``[B, T, ...]``.  The example of voice ``v`` at a frame sees channels below ``v``
+        complete, channel ``v`` only through its own drive, and later channels complete only where
+        determined: every channel but ``v`` has the new state of the frame's own step or the state
+        of a hidden row, and those do not depend on the example.  So the step returns
+        ``others [B, V, ..., H]`` (for each ``v``, the sum of the other channels' new states as
+        the example of ``v`` sees them), ``base [B, V, ..., H]`` (each channel's pre-activation
+        without its drive) and the projected global state: the per-example work is one channel.
+        """
+        hierarchical = self._hierarchical
+        raw_needed = self.config.architecture == "distributed"
+        to_time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+        xs = jax.tree.map(to_time_major, (inputs, flows, reset))
+
+        def body(carry, x):
+            voice_state, global_state = carry
+            step_inputs, flow, step_reset = x
+            keep = 1.0 - step_reset.astype(voice_state.dtype)
+            voice_state = voice_state * keep.reshape((-1,) + (1,) * (voice_state.ndim - 1))
+            mixed_projected = _mix_voices(flow, self.voice_cell.project(voice_state))
+            mixed_state = _mix_voices(flow, voice_state) if raw_needed else None
+            base = self.voice_cell.base(mixed_projected, mixed_state)
+            drive, features, masked_drive, determined = drive_of(step_inputs)
+            if features is not None:
+                drive = drive + _matmul(features, input_kernel, self.config.compute_dtype)
+            new_voice_state = jax.nn.relu(base + drive)
+            seen = determined.reshape(determined.shape + (1,) * (base.ndim - 2))
+            as_seen_later = jnp.where(seen > 0, new_voice_state, jax.nn.relu(base + masked_drive))
+            below = jnp.cumsum(new_voice_state, axis=1) - new_voice_state
+            above = jnp.flip(jnp.cumsum(jnp.flip(as_seen_later, 1), axis=1), 1) - as_seen_later
+            global_projected = None
+            new_global_state = global_state
+            if hierarchical:
+                global_state = global_state * keep.reshape((-1,) + (1,) * (global_state.ndim - 1))
+                global_projected = self.global_cell.project(global_state)
+                new_global_state = self.global_cell(global_projected, new_voice_state)
+            return (new_voice_state, new_global_state), (below + above, base, global_projected)
+
+        final, entering = jax.lax.scan(body, initial, xs)
+        return final, jax.tree.map(to_time_major, entering)
+
+    def stream_readout(
+        self, entering: tuple[Array, Array, Optional[Array]], frame: Array, voice: Array, own_drive: Array
+    ) -> Array:
+        """Per-example current step and readout from :meth:`stream`'s per-frame outputs (frame
+        axis flattened to ``Bf``): example ``b`` is voice ``voice[b]`` at frame ``frame[b]`` and
+        ``own_drive [B, ..., H]`` is its own channel's drive."""
+        others, base, global_projected = entering
+        num_voices = others.shape[1]
+        row = frame * num_voices + voice
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        this_voice = jax.nn.relu(jnp.take(flat(base), row, axis=0) + own_drive)
+        voice_sum = jnp.take(flat(others), row, axis=0) + this_voice
+        if self._hierarchical:
+            global_state = self.global_cell.from_sum(jnp.take(global_projected, frame, axis=0), voice_sum)
+            return self.readout(this_voice, global_state)
+        return self.readout(this_voice, voice_sum)
+
     def last_step(
         self,
         voice_state: Optional[Array],
@@ -430,24 +537,43 @@ class CoupledRecurrence(nn.Module):
         ``voice[b]`` exchanged.  ``current_flow [B, V, V]`` and ``drive [B, V, ..., H]`` are
         per example (swapped).
         """
+        if voice_state is None:
+            entering = (None, None, None)
+        else:
+            # Project once per frame: examples outnumber frames.
+            global_projected = None if global_state is None else self.global_cell.project(global_state)
+            entering = (self.voice_cell.project(voice_state), voice_state, global_projected)
+        return self.current_step(entering, frame, voice, current_flow, drive, idle_sum)
+
+    def current_step(
+        self,
+        entering: tuple[Optional[Array], Optional[Array], Optional[Array]],
+        frame: Array,
+        voice: Array,
+        current_flow: Array,
+        drive: Array,
+        idle_sum: Optional[Array] = None,
+    ) -> Array:
+        """:meth:`last_step` from the projected states entering each frame (as :meth:`stream`
+        returns them, frame axis flattened): ``(voice_state @ W [Bf, V, ..., H], voice_state or
+        None, global_state @ W_g or None)``; all None means zero states."""
+        voice_projected, voice_state, global_projected = entering
         num_voices = drive.shape[1]
         permutation = _swap_permutation(voice, num_voices)
         # new[dst] = sum_src yf[src, dst] * swapped[src] with swapped[src] = state[perm[src]]
         # (perm is an involution) == sum_w yf[perm[w], dst] * state[w]: one 6x6 matrix each.
         mixing = jnp.take_along_axis(current_flow, permutation[:, :, None], axis=1)
-        if voice_state is None:
+        if voice_projected is None:
             mixed_state = jnp.zeros_like(drive)
             mixed_projected = mixed_state
         else:
-            # Project once per frame: examples outnumber frames.
-            projected_frames = self.voice_cell.project(voice_state)
-            mixed_projected = _mix_voices(mixing, jnp.take(projected_frames, frame, axis=0))
-            mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))  # DCE'd unless used
+            mixed_projected = _mix_voices(mixing, jnp.take(voice_projected, frame, axis=0))
+            mixed_state = None
+            if voice_state is not None:  # DCE'd unless the pooling reads it
+                mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))
         new_voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
         if self._hierarchical:
-            projected_global = None
-            if global_state is not None:
-                projected_global = jnp.take(self.global_cell.project(global_state), frame, axis=0)
+            projected_global = None if global_projected is None else jnp.take(global_projected, frame, axis=0)
             new_global_state = self.global_cell(projected_global, new_voice_state, idle_sum)
             return self.readout(new_voice_state[:, 0], new_global_state)
         return self.readout(new_voice_state[:, 0], new_voice_state.sum(axis=1))
@@ -478,21 +604,41 @@ class CoupledDurationNet(nn.Module):
         return jax.nn.relu(empty + self.location_embed(loc))
 
     def history(self, e: Array, t: Array, f: Array, loc: Array, idle_voices: int = 0) -> tuple[Array, Optional[Array]]:
-        """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``, ``loc [Bf]``."""
-        drive = self.duration_embed(t) + self.pitch_class_embed(e) + self.location_embed(loc)[:, None, None]
+        """Per-frame history: ``e [Bf,C,V,M]``, ``t [Bf,C,V]``, ``f [Bf,C,V,V]``; ``loc [Bf]`` (the
+        current frame's location at every step, as the paper) or ``[Bf, C]`` (each step's own)."""
+        location = self.location_embed(loc)
+        location = location[:, None, None] if loc.ndim == 1 else location[:, :, None]
+        drive = self.duration_embed(t) + self.pitch_class_embed(e) + location
+        if idle_voices and loc.ndim != 1:
+            raise ValueError("idle channels can be left out only with one location per window")
         idle_sum = idle_voices * self.idle_state(loc) if idle_voices else None
         return self.recurrence.history(lambda k: (drive[:, k], None), f, e.shape[1], idle_sum=idle_sum)
+
+    def stream(self, carry: tuple[Array, Optional[Array]], e: Array, t: Array, f: Array, loc: Array, reset: Array):
+        """Full history (:meth:`CoupledRecurrence.stream`): ``e [B,T,V,M]``, ``t [B,T,V]``,
+        ``f [B,T,V,V]``, ``loc [B,T]`` (each frame's own location class), ``reset [B,T]``."""
+        location = self.location_embed(loc)[:, :, None]
+        drive = self.duration_embed(t) + self.pitch_class_embed(e) + location
+        # A hidden row (and the predicted voice's own row) carries only the location.
+        inputs = (drive, location, _determined(t))
+        return self.recurrence.stream(carry, inputs, lambda x: (x[0], None, x[1], x[2]), f, reset)
+
+    def stream_readout(self, entering, frame: Array, voice: Array, loc: Array) -> Array:
+        """Per-example logits ``[B, 52]`` from :meth:`stream`'s outputs (``loc [B]``)."""
+        return self.recurrence.stream_readout(entering, frame, voice, self.location_embed(loc))
+
+    def _current_drive(self, y: Array, yt: Array, loc: Array) -> Array:
+        drive = self.duration_embed(yt) + self.pitch_class_embed(y)
+        # Channel 0's duration and notes are what is being predicted.
+        return drive.at[:, 0].set(0.0) + self.location_embed(loc)[:, None]
 
     def __call__(
         self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
         y: Array, yt: Array, yf: Array, loc: Array, idle_voices: int = 0,
     ) -> Array:
         """Current step per example; ``loc [B]`` per example. Returns ``[B, 52]`` logits."""
-        drive = self.duration_embed(yt) + self.pitch_class_embed(y)
-        # Channel 0's duration and notes are what is being predicted.
-        drive = drive.at[:, 0].set(0.0) + self.location_embed(loc)[:, None]
         idle_sum = idle_voices * self.idle_state(loc) if idle_voices else None
-        return self.recurrence.last_step(*states, frame, voice, yf, drive, idle_sum)
+        return self.recurrence.last_step(*states, frame, voice, yf, self._current_drive(y, yt, loc), idle_sum)
 
 
 class CoupledNotesNet(nn.Module):
@@ -526,18 +672,36 @@ class CoupledNotesNet(nn.Module):
         idle_sum = idle_voices * self.idle_state() if idle_voices else None
         return self.recurrence.history(drive_at, f, e.shape[1], self.pitch_embedding.projection, idle_sum)
 
+    def stream(self, carry: tuple[Array, Optional[Array]], e: Array, t: Array, f: Array, reset: Array):
+        """Full history (:meth:`CoupledRecurrence.stream`): ``e [B,T,V,M]``, ``t [B,T,V]``,
+        ``f [B,T,V,V]``, ``reset [B,T]``."""
+        absolute = self.absolute_pitch()
+        inputs = (self.duration_embed(t), self.pitch_embedding.relative(e), _determined(t))
+        return self.recurrence.stream(
+            carry, inputs, lambda x: (x[0][:, :, None] + absolute, x[1], absolute, x[2]), f, reset,
+            self.pitch_embedding.projection,
+        )
+
+    def stream_readout(self, entering, frame: Array, voice: Array, own_notes: Array, own_duration: Array) -> Array:
+        """Per-example logits ``[B, 78]`` from :meth:`stream`'s outputs: the predicted voice sees
+        its own lower onsets (``own_notes [B, M]``) and its duration (``own_duration [B]``)."""
+        own = self.causal_pitch_embedding(own_notes) + self.duration_embed(own_duration)[:, None] + self.absolute_pitch()
+        return self.recurrence.stream_readout(entering, frame, voice, own)
+
+    def _current_drive(self, y: Array, yt: Array) -> Array:
+        others = self.pitch_embedding(y[:, 1:])
+        # The predicted voice sees only its own lower onsets (sampled low to high).
+        own = self.causal_pitch_embedding(y[:, 0])[:, None]
+        drive = jnp.concatenate([own, others], axis=1)
+        return drive + self.duration_embed(yt)[:, :, None] + self.absolute_pitch()
+
     def __call__(
         self, states: tuple[Array, Optional[Array]], frame: Array, voice: Array,
         y: Array, yt: Array, yf: Array, idle_voices: int = 0,
     ) -> Array:
         """Current step per example. Returns ``[B, 78]`` logits."""
-        others = self.pitch_embedding(y[:, 1:])
-        # The predicted voice sees only its own lower onsets (sampled low to high).
-        own = self.causal_pitch_embedding(y[:, 0])[:, None]
-        drive = jnp.concatenate([own, others], axis=1)
-        drive = drive + self.duration_embed(yt)[:, :, None] + self.absolute_pitch()
         idle_sum = idle_voices * self.idle_state() if idle_voices else None
-        return self.recurrence.last_step(*states, frame, voice, yf, drive, idle_sum)
+        return self.recurrence.last_step(*states, frame, voice, yf, self._current_drive(y, yt), idle_sum)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -652,6 +816,35 @@ def _check_frame_shared(inputs: Mapping[str, Array], cfg: MultiVoiceConfig) -> N
     chex.assert_shape(inputs["yf"], (b, v, v))
 
 
+def _check_stream(inputs: Mapping[str, Array], cfg: MultiVoiceConfig) -> None:
+    missing = [k for k in STREAM_KEYS if k not in inputs]
+    if missing:
+        raise KeyError(f"stream inputs lack {missing}; expected keys {STREAM_KEYS}")
+    if cfg.architecture == "independent":
+        raise ValueError("the independent architecture has no full-history mode")
+    v, m = cfg.num_voices, cfg.pitch_range
+    lanes, steps = inputs["e"].shape[:2]
+    b = inputs["frame"].shape[0]
+    chex.assert_shape(inputs["e"], (lanes, steps, v, m))
+    chex.assert_shape([inputs["t"]], (lanes, steps, v))
+    chex.assert_shape(inputs["f"], (lanes, steps, v, v))
+    chex.assert_shape([inputs["loc"], inputs["reset"]], (lanes, steps))
+    chex.assert_shape([inputs["frame"], inputs["voice"], inputs["own_duration"]], (b,))
+    chex.assert_shape(inputs["own_notes"], (b, m))
+
+
+def zero_carry(config: MultiVoiceConfig, lanes: int) -> dict[str, Any]:
+    """States entering the first chunk of :meth:`MultiVoiceModel.stream` (all zero)."""
+    v, m = config.num_voices, config.pitch_range
+    hierarchical = config.architecture == "hierarchical"
+
+    def states(*shape: int) -> tuple[Array, Optional[Array]]:
+        return (jnp.zeros((lanes, v) + shape, jnp.float32),
+                jnp.zeros((lanes,) + shape, jnp.float32) if hierarchical else None)
+
+    return {"duration": states(config.duration_hidden), "notes": states(m, config.notes_hidden)}
+
+
 class MultiVoiceModel(nn.Module):
     """Coupled (or independent) multi-voice model: ``(duration_logits [B,52], note_logits [B,78])``.
 
@@ -681,7 +874,9 @@ class MultiVoiceModel(nn.Module):
 
     def frame_shared(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
         """Frame-shared entry point: history ``e,t,f,loc`` per frame (unswapped); ``frame``,
-        ``voice``, ``y``, ``yt``, ``yf`` per example (``y/yt/yf`` already swapped).
+        ``voice``, ``y``, ``yt``, ``yf`` per example (``y/yt/yf`` already swapped).  An optional
+        ``step_loc [Bf, C]`` gives every history step its own location (the full-history models'
+        convention) instead of the current frame's.
 
         Hierarchical models also accept fewer than ``num_voices`` channels when every left-out
         (highest) channel is EMPTY throughout the window with no flow into it: such a channel's
@@ -689,6 +884,50 @@ class MultiVoiceModel(nn.Module):
         and its recurrence need not run (an exact saving for 2-5 voice music)."""
         _check_frame_shared(inputs, self.config)
         return self._forward(inputs)
+
+    def stream(self, inputs: Mapping[str, Array], carry: Mapping[str, Any]) -> tuple[tuple[Array, Array], dict[str, Any]]:
+        """Full-history entry point (SPEC §3.1): one chunk of ``T`` consecutive frames per lane.
+
+        ``inputs`` (:data:`STREAM_KEYS`): ``e [L,T,V,M]``, ``t [L,T,V]``, ``f [L,T,V,V]``, ``loc
+        [L,T]`` (each frame's own location class), ``reset [L,T]`` (1 where a stream starts: the
+        states entering that frame are zero); per example ``frame [B]`` (``lane * T + step``),
+        ``voice``, ``own_notes``, ``own_duration``.  ``carry``: the states after the previous chunk of every
+        lane (:func:`zero_carry` at the start).  Returns the logits and the states after this chunk.
+        An example at frame ``k`` of a score preceded by ``P`` START frames gets the logits of the
+        windowed model with ``C = k + P`` whose history steps use their own frames' locations.
+        """
+        cfg = self.config
+        _check_stream(inputs, cfg)
+        e = inputs["e"].astype(jnp.float32)
+        t = inputs["t"].astype(jnp.int32)
+        f = inputs["f"].astype(jnp.float32)
+        frame_loc = inputs["loc"].astype(jnp.int32)
+        reset = inputs["reset"].astype(jnp.float32)
+        frame = inputs["frame"].astype(jnp.int32)
+        voice = inputs["voice"].astype(jnp.int32)
+        own_notes = inputs["own_notes"].astype(jnp.float32)
+        own_duration = inputs["own_duration"].astype(jnp.int32)
+        loc = jnp.take(frame_loc.reshape(-1), frame, axis=0)
+        flat = lambda x: None if x is None else x.reshape((-1,) + x.shape[2:])  # noqa: E731 - [L, T] -> [L*T]
+
+        duration_carry, duration_entering = self.duration.stream(carry["duration"], e, t, f, frame_loc, reset)
+        duration_logits = self.duration.stream_readout(tuple(map(flat, duration_entering)), frame, voice, loc)
+        notes_carry, notes_entering = self.notes.stream(carry["notes"], e, t, f, reset)
+        note_logits = self.notes.stream_readout(tuple(map(flat, notes_entering)), frame, voice, own_notes, own_duration)
+        batch = frame.shape[0]
+        chex.assert_shape(duration_logits, (batch, cfg.num_note_values))
+        chex.assert_shape(note_logits, (batch, cfg.pitch_range))
+        new_carry = {"duration": duration_carry, "notes": notes_carry}
+        return (duration_logits.astype(jnp.float32), note_logits.astype(jnp.float32)), new_carry
+
+    def advance(self, carry: Mapping[str, Any], frames: Mapping[str, Array]) -> dict[str, Any]:
+        """The carried states after ``frames`` (``e [L,T,V,M]``, ``t``, ``f``, ``loc``, ``reset``
+        as in :meth:`stream`) without any readout: what a sampler needs to move past a frame."""
+        e, t, f = (frames[k].astype(jnp.float32 if k != "t" else jnp.int32) for k in ("e", "t", "f"))
+        loc, reset = frames["loc"].astype(jnp.int32), frames["reset"].astype(jnp.float32)
+        duration_carry, _ = self.duration.stream(carry["duration"], e, t, f, loc, reset)
+        notes_carry, _ = self.notes.stream(carry["notes"], e, t, f, reset)
+        return {"duration": duration_carry, "notes": notes_carry}
 
     def _forward(self, inputs: Mapping[str, Array]) -> tuple[Array, Array]:
         cfg = self.config
@@ -703,6 +942,7 @@ class MultiVoiceModel(nn.Module):
         yf = inputs["yf"].astype(jnp.float32)
         loc = jnp.take(frame_loc, frame, axis=0)
 
+        step_loc = inputs.get("step_loc")
         if cfg.architecture == "independent":
             # Channel 0 after the swap is channel `voice` of the frame.
             e0 = jnp.take_along_axis(jnp.take(e, frame, axis=0), voice[:, None, None, None], axis=2)[:, :, 0]
@@ -711,7 +951,8 @@ class MultiVoiceModel(nn.Module):
             note_logits = self.notes(e0, t0, y[:, 0], yt[:, 0])
         else:
             idle = cfg.num_voices - e.shape[2]
-            duration_states = self.duration.history(e, t, f, frame_loc, idle)
+            history_loc = frame_loc if step_loc is None else step_loc.astype(jnp.int32)
+            duration_states = self.duration.history(e, t, f, history_loc, idle)
             duration_logits = self.duration(duration_states, frame, voice, y, yt, yf, loc, idle)
             notes_states = self.notes.history(e, t, f, idle)
             note_logits = self.notes(notes_states, frame, voice, y, yt, yf, idle)

@@ -1,0 +1,162 @@
+r"""Full-history (streaming) against windowed exp.-6 models, measured in one run (prints numbers; not a test).
+
+    python experiments/bench_stream.py --kernscores_dir=../shared/kernscores \
+        --weights=../shared/reference/multipart6_weights.npz --out=docs/results/bench_stream.json
+
+Three measures, each for the windowed exp.-6 model (C = 10, the published recipe's batches of 100)
+and its full-history counterpart (the same cells and parameters, states carried; batches of
+``--lanes`` x ``--chunk_frames`` frames), with the ratio:
+
+* training examples/s: compute only, batches prebuilt from the real training split, after two
+  warm-up steps (compilation);
+* the whole non-piano test split evaluated with the published weights, data included (the
+  streaming figure is the one the issue targets; the windowed one is taken from the same run);
+* 100 four-voice scores of 150 event-steps sampled from the published weights (compilation
+  excluded: a warm-up call of the same shapes runs first).
+"""
+
+from __future__ import annotations
+
+from voicecomp.runtime import use_all_cpu_cores
+
+use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import flags, logging
+
+from voicecomp import cli
+
+_KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Published weights (.npz) for the evaluation and sampling measures.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed training steps of each variant (after 2 warm-up steps).")
+_LANES = flags.DEFINE_integer("lanes", 16, "Full history: streams per training batch.")
+_CHUNK = flags.DEFINE_integer("chunk_frames", 16, "Full history: frames per lane per training batch.")
+_EVAL = flags.DEFINE_bool("evaluate", True, "Time the whole non-piano evaluation (windowed and streaming).")
+_SAMPLE = flags.DEFINE_bool("sample", True, "Time sampling (windowed and streaming).")
+_NUM_SCORES = flags.DEFINE_integer("num_scores", 100, "Scores sampled in one batch.")
+_FRAMES = flags.DEFINE_integer("frames", 150, "Event-steps per sampled score.")
+_OUT = flags.DEFINE_string("out", None, "Write the figures as JSON here.")
+flags.mark_flags_as_required(["weights"])
+
+
+def _timed_training(config, task, steps: int) -> dict:
+    import jax
+
+    from voicecomp import encoding
+    from voicecomp import train as train_lib
+
+    placement = train_lib.Placement.local(config.batch_shards)
+    batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=config.max_frames)
+    stream = batcher.training(config.seed, encoding.BatchPosition())
+    batches = [next(stream)[1] for _ in range(steps + 2)]
+    state = placement.replicate(train_lib.init_state(config, task, {k: v[0] for k, v in batches[0].items()}))
+    train_step = train_lib.make_train_step(task, train_lib.make_optimizer(config),
+                                           config.loss_events_per_beat / 0.6931471805599453, config.ema_decay)
+    for batch in batches[:2]:
+        state, metrics = train_step(state, placement.put(batch))
+    jax.block_until_ready(metrics)
+    timed = [placement.put(b) for b in batches[2:]]
+    examples = sum(int(b["weight"].sum()) for b in batches[2:])
+    tick = time.perf_counter()
+    for batch in timed:
+        state, metrics = train_step(state, batch)
+    jax.block_until_ready((state, metrics))
+    seconds = time.perf_counter() - tick
+    return {"examples_per_s": examples / seconds, "examples_per_step": examples / steps, "steps": steps}
+
+
+def _timed_evaluation(config, task, params) -> dict:
+    from voicecomp import train as train_lib
+
+    placement = train_lib.Placement.local()
+    tick = time.perf_counter()
+    batcher = task.eval_batcher("test_nonpiano", shards=placement.shards, batch_size=96, max_frames=36, size=0, seed=0)
+    result = train_lib.evaluate(train_lib.make_eval_step(task), params, batcher,
+                                train_events_per_beat=config.loss_events_per_beat,
+                                split_events_per_beat=task.events_per_beat("test_nonpiano"), placement=placement,
+                                carry=task.initial_carry(placement.shards), keep_predictions=False)
+    seconds = time.perf_counter() - tick
+    return {"seconds": seconds, "examples": result.examples, "examples_per_s": result.examples / seconds,
+            "bits_per_beat_reference": result.bits(config.loss_events_per_beat),
+            "bits_per_beat_split_rate": result.bits(task.events_per_beat("test_nonpiano"))}
+
+
+def _timed_sampling(model_config, params) -> dict:
+    from voicecomp import sample as sample_lib
+    from voicecomp.models.multivoice import MultiVoiceModel
+
+    model = MultiVoiceModel(model_config)
+    options = dict(num_scores=_NUM_SCORES.value, voices=4, frames=_FRAMES.value, seed=0)
+    sample_lib.sample(model, params, **options)  # compiles the chunk program of these shapes
+    tick = time.perf_counter()
+    sample_lib.sample(model, params, **options)
+    seconds = time.perf_counter() - tick
+    return {"seconds": seconds, "seconds_per_event_step": seconds / _FRAMES.value}
+
+
+def bench() -> dict:
+    import jax
+
+    from voicecomp import train as train_lib
+    from voicecomp.presets import PRESETS
+    from voicecomp.weights import load_reference_weights
+
+    windowed = PRESETS["multi_6"].replace(kernscores_dir=_KERNSCORES_DIR.value, batch_shards=jax.device_count())
+    streaming = windowed.replace(model=dataclasses.replace(windowed.model, history="full"), lanes=_LANES.value,
+                                 chunk_frames=_CHUNK.value)
+    results: dict = {"devices": jax.device_count(), "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+                     "lanes": _LANES.value, "chunk_frames": _CHUNK.value}
+    splits = ("train", "test_nonpiano")
+    base_task = train_lib.make_task(windowed, splits=splits, progress=False)
+    rate = round(base_task.events_per_beat("train"), 6)
+    windowed, streaming = windowed.replace(loss_events_per_beat=rate), streaming.replace(loss_events_per_beat=rate)
+    tasks = {"windowed": base_task,
+             "streaming": train_lib.make_task(streaming, data=base_task.data, splits=splits, progress=False)}
+    configs = {"windowed": windowed, "streaming": streaming}
+    for name in ("windowed", "streaming"):
+        tasks[name].config = configs[name]
+        results[f"train_{name}"] = _timed_training(configs[name], tasks[name], _STEPS.value)
+        print(f"training, {name}: {results[f'train_{name}']['examples_per_s']:.1f} examples/s", flush=True)
+    results["train_ratio"] = results["train_streaming"]["examples_per_s"] / results["train_windowed"]["examples_per_s"]
+    print(f"training ratio streaming / windowed: {results['train_ratio']:.2f}x", flush=True)
+    params = load_reference_weights(_WEIGHTS.value, windowed.model)["params"]
+    if _EVAL.value:
+        for name in ("streaming", "windowed"):
+            results[f"eval_{name}"] = r = _timed_evaluation(configs[name], tasks[name], params)
+            print(f"whole non-piano evaluation, {name}: {r['seconds']:.1f} s ({r['examples_per_s']:,.0f} ex/s), "
+                  f"{r['bits_per_beat_reference']['total']:.3f} bits/beat (reference convention)", flush=True)
+        results["eval_ratio"] = results["eval_windowed"]["seconds"] / results["eval_streaming"]["seconds"]
+    if _SAMPLE.value:
+        for name in ("windowed", "streaming"):
+            results[f"sample_{name}"] = r = _timed_sampling(configs[name].model, params)
+            print(f"sampling {_NUM_SCORES.value} x {_FRAMES.value} steps, {name}: {r['seconds']:.1f} s", flush=True)
+        results["sample_time_ratio"] = results["sample_streaming"]["seconds"] / results["sample_windowed"]["seconds"]
+        print(f"sampling time streaming / windowed: {results['sample_time_ratio']:.2f}", flush=True)
+    return results
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) > 1:
+        raise cli.UsageError(f"unexpected arguments {argv[1:]}")
+    for name, flag in (("steps", _STEPS), ("lanes", _LANES), ("chunk_frames", _CHUNK), ("num_scores", _NUM_SCORES),
+                       ("frames", _FRAMES)):
+        cli.positive(name, flag.value)
+    if not os.path.isfile(_WEIGHTS.value):
+        raise cli.DataError(f"--weights={_WEIGHTS.value}: no such file")
+    cli.check_kernscores_dir(_KERNSCORES_DIR.value or os.environ.get("VOICECOMP_KERNSCORES"))
+    results = bench()
+    if _OUT.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+        with open(_OUT.value, "w") as handle:
+            json.dump({"command": "experiments/bench_stream.py", "date": time.strftime("%Y-%m-%d"), **results},
+                      handle, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,1 @@
+"""Factorisations and training modes: each module holds its batcher and its task."""

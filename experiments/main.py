@@ -20,7 +20,6 @@ from voicecomp.runtime import use_all_cpu_cores
 
 use_all_cpu_cores()  # one XLA device per core; must precede the first JAX import
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -110,9 +109,8 @@ def check_stored_model(config, workdir: Path) -> None:
 
     if (workdir / checkpoint_lib.CONFIG_FILE).is_file():
         stored = checkpoint_lib.read_config(str(workdir))
-        differs = [f.name for f in dataclasses.fields(config) if f.name not in ("kernscores_dir", "loss_events_per_beat",
-                                                                               "batch_shards")
-                   and getattr(stored, f.name) != getattr(config, f.name)]
+        differs = checkpoint_lib.settings_that_differ(
+            stored, config, ignore=frozenset({"loss_events_per_beat", "batch_shards"}))
         if differs:
             raise cli.UsageError(f"--out_dir={workdir.parent} holds a model trained with other settings "
                                  f"({', '.join(differs)}); delete {workdir} or choose another --out_dir")

@@ -405,9 +405,12 @@ def music21_heads(parsed) -> list[tuple]:
                 continue
             onset = Fraction(element.offset)
             end = onset + Fraction(element.quarterLength)
-            for head in (element.notes if element.isChord else (element,)):
+            notes = element.notes if element.isChord else (element,)
+            # A chord's own tie stands for its notes only when none of them has one.
+            shared = element.tie if element.isChord and all(h.tie is None for h in notes) else None
+            for head in notes:
                 if hasattr(head, "pitch"):
-                    tie = head.tie if head.tie is not None else (element.tie if element.isChord else None)
+                    tie = head.tie or shared
                     heads.append((p, onset, end, round(head.pitch.ps), tie.type if tie is not None else None))
     return heads
 
@@ -417,6 +420,9 @@ def dangling_ties(heads: list[tuple]) -> int:
     they start (a tie across other notes, or from nowhere, in the source): new notes, in fact."""
     ends = {(p, end, pitch) for p, _, end, pitch, tie in heads if tie in ("start", "continue")}
     return sum(1 for p, onset, _, pitch, tie in heads if tie in ("stop", "continue") and (p, onset, pitch) not in ends)
+
+
+CHECK_VERSION = 2  # bump when check_bundled changes (it keys the cache with the reader's version)
 
 
 def bundled_musicxml() -> list[Path]:
@@ -455,7 +461,7 @@ def _check_task(item: tuple[str, str]) -> tuple[str, dict]:
 def bundled_results(cache_dir) -> dict[str, dict]:
     """check_bundled for every bundled file, cached by file content and reader version (a cold
     run parses 654 files with music21: minutes; later sessions read the cache)."""
-    cache_path = Path(cache_dir) / f"music21-musicxml-reader{READER_VERSION}.pkl"
+    cache_path = Path(cache_dir) / f"music21-musicxml-reader{READER_VERSION}-check{CHECK_VERSION}.pkl"
     cached: dict = {}
     if cache_path.is_file():
         try:
@@ -488,8 +494,23 @@ def test_every_bundled_musicxml_score_reads_with_music21s_note_count(bundled_res
     # A percussion-only score has no pitched note: the reader says so.
     drums = {k for k, v in small.items() if v["music21"] == 0}
     assert all(small[k]["merge"] == "no notes" for k in drums)
-    mismatched = {k: (v["merge"], v["music21"]) for k, v in small.items() if k not in drums and v["merge"] != v["music21"]}
-    assert mismatched == {}
+    pitched = {k: v for k, v in small.items() if k not in drums}
+    assert all(isinstance(v["merge"], int) and isinstance(v["vocabulary"], int) for v in pitched.values())
+    # music21's count, plus the notes its ties would join to a note that does not end there.
+    wrong, reduced = {}, []
+    for k, v in pitched.items():
+        expected = v["music21"] + v["dangling"]
+        if any("more than the 6 channels" in w for w in v["merge_warnings"]):
+            # Voices packed into chords or single voices: unisons of a part can only merge.
+            reduced.append(k)
+            if not 0.9 * expected <= v["merge"] <= expected:
+                wrong[k] = (v["merge"], expected)
+        elif v["merge"] != expected:
+            wrong[k] = (v["merge"], expected)
+    assert wrong == {}
+    exact = sum(1 for v in pitched.values() if v["merge"] == v["music21"])
+    print(f"\n{len(pitched)} bundled scores with <= 6 parts read; {exact} with music21's note count exactly, "
+          f"{sum(1 for v in pitched.values() if v['dangling'])} with ties music21 marks across other notes, "
+          f"{len(reduced)} with more voices than channels reduced; {len(drums)} percussion only")
     # The default reader keeps tie chains that are no note value apart: never fewer notes.
-    assert all(isinstance(small[k]["vocabulary"], int) and small[k]["vocabulary"] >= small[k]["music21"]
-               for k in small if k not in drums)
+    assert all(v["vocabulary"] >= v["merge"] for v in pitched.values())

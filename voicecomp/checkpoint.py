@@ -8,6 +8,7 @@ Restoring walks back from the newest step past any that cannot be read.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any, Optional
@@ -19,6 +20,18 @@ from voicecomp.config import TrainConfig
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
+
+
+# Settings a run may change when it is resumed: they do not change what a step computes.
+RESUMABLE_CHANGES = frozenset({"num_steps", "kernscores_dir"})
+
+
+def settings_that_differ(stored: TrainConfig, config: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """The fields that make ``config`` another run than the ``stored`` one (beyond
+    :data:`RESUMABLE_CHANGES` and ``ignore``): the single "is this the same run?" rule."""
+    skip = RESUMABLE_CHANGES | ignore
+    return sorted(f.name for f in dataclasses.fields(config)
+                  if f.name not in skip and getattr(stored, f.name) != getattr(config, f.name))
 
 
 def write_config(workdir: str, config: TrainConfig) -> None:

@@ -9,7 +9,6 @@ file (a kern file names its ``file:line``) is bad data (exit status 1).  Either 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -163,10 +162,6 @@ def check_checkpoint_step(workdir: str, step: Optional[int], flag: str = "--chec
     check(step is None or step in steps, f"--step={step}: {workdir} has checkpoints at steps {', '.join(map(str, steps))}")
 
 
-# Fields a run in a work directory may be resumed with changed: its length and where the corpus lives.
-RESUMABLE_CHANGES = frozenset({"num_steps", "kernscores_dir"})
-
-
 def check_train_config(config, workdir: Optional[str] = None, *, here: bool = True) -> None:
     """Everything about a training run that can be checked before the corpus is parsed or
     anything is written: value ranges, the schedule, the optimiser, and -- for a run on this
@@ -207,10 +202,9 @@ def check_train_config(config, workdir: Optional[str] = None, *, here: bool = Tr
     if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
         stored = read_run_config(workdir, "--workdir")
         # Values measured or resolved when a run starts are compared only where given.
-        resolved = {"batch_shards": config.batch_shards or jax.device_count(),
-                    "loss_events_per_beat": config.loss_events_per_beat or stored.loss_events_per_beat}
-        differs = sorted(f.name for f in dataclasses.fields(config) if f.name not in RESUMABLE_CHANGES
-                         and getattr(stored, f.name) != resolved.get(f.name, getattr(config, f.name)))
+        resolved = config.replace(batch_shards=config.batch_shards or jax.device_count(),
+                                  loss_events_per_beat=config.loss_events_per_beat or stored.loss_events_per_beat)
+        differs = checkpoint_lib.settings_that_differ(stored, resolved)
         if differs:
             raise app.UsageError(f"--workdir={workdir} holds a run with different settings ({', '.join(differs)}); "
                                  f"rerun it with its own settings or use a new --workdir")

@@ -585,10 +585,9 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     if not config.batch_shards:
         config = config.replace(batch_shards=jax.device_count())
     if stored is not None:
-        differs = {f.name for f in dataclasses.fields(config)
-                   if getattr(stored, f.name) != getattr(config, f.name)} - {"num_steps", "kernscores_dir"}
+        differs = checkpoint_lib.settings_that_differ(stored, config)
         if differs:
-            raise ValueError(f"{workdir} holds a run with different settings ({sorted(differs)}); use a new --workdir")
+            raise ValueError(f"{workdir} holds a run with different settings ({differs}); use a new --workdir")
     task.config = config
 
     tx = make_optimizer(config)

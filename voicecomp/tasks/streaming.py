@@ -183,9 +183,6 @@ class StreamBatcher:
         for start in range(0, streams.frame.shape[1], self.chunk):
             yield self._batch(streams, start, slots)
 
-    def chunks_per_epoch(self, seed: int = 0, epoch: int = 0) -> int:
-        return self.epoch_streams(seed, epoch).frame.shape[1] // self.chunk
-
 
 def sample_scores(table: encoding.FrameTable, examples: int, seed: int) -> Optional[np.ndarray]:
     """A fixed seeded set of whole scores holding about ``examples`` examples (None: all)."""

@@ -537,43 +537,24 @@ class CoupledRecurrence(nn.Module):
         ``voice[b]`` exchanged.  ``current_flow [B, V, V]`` and ``drive [B, V, ..., H]`` are
         per example (swapped).
         """
-        if voice_state is None:
-            entering = (None, None, None)
-        else:
-            # Project once per frame: examples outnumber frames.
-            global_projected = None if global_state is None else self.global_cell.project(global_state)
-            entering = (self.voice_cell.project(voice_state), voice_state, global_projected)
-        return self.current_step(entering, frame, voice, current_flow, drive, idle_sum)
-
-    def current_step(
-        self,
-        entering: tuple[Optional[Array], Optional[Array], Optional[Array]],
-        frame: Array,
-        voice: Array,
-        current_flow: Array,
-        drive: Array,
-        idle_sum: Optional[Array] = None,
-    ) -> Array:
-        """:meth:`last_step` from the projected states entering each frame (as :meth:`stream`
-        returns them, frame axis flattened): ``(voice_state @ W [Bf, V, ..., H], voice_state or
-        None, global_state @ W_g or None)``; all None means zero states."""
-        voice_projected, voice_state, global_projected = entering
+        projected_global = None
+        if global_state is not None:
+            projected_global = jnp.take(self.global_cell.project(global_state), frame, axis=0)
         num_voices = drive.shape[1]
         permutation = _swap_permutation(voice, num_voices)
         # new[dst] = sum_src yf[src, dst] * swapped[src] with swapped[src] = state[perm[src]]
         # (perm is an involution) == sum_w yf[perm[w], dst] * state[w]: one 6x6 matrix each.
         mixing = jnp.take_along_axis(current_flow, permutation[:, :, None], axis=1)
-        if voice_projected is None:
+        if voice_state is None:
             mixed_state = jnp.zeros_like(drive)
             mixed_projected = mixed_state
         else:
-            mixed_projected = _mix_voices(mixing, jnp.take(voice_projected, frame, axis=0))
-            mixed_state = None
-            if voice_state is not None:  # DCE'd unless the pooling reads it
-                mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))
+            # Project once per frame: examples outnumber frames.
+            projected_frames = self.voice_cell.project(voice_state)
+            mixed_projected = _mix_voices(mixing, jnp.take(projected_frames, frame, axis=0))
+            mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))  # DCE'd unless used
         new_voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
         if self._hierarchical:
-            projected_global = None if global_projected is None else jnp.take(global_projected, frame, axis=0)
             new_global_state = self.global_cell(projected_global, new_voice_state, idle_sum)
             return self.readout(new_voice_state[:, 0], new_global_state)
         return self.readout(new_voice_state[:, 0], new_voice_state.sum(axis=1))

@@ -101,8 +101,9 @@ def round_trip(score_id: str, score, folder: Path, verovio: bool) -> dict:
            "meter": f"{meter[0]}/{meter[1]}"}
     overlaps = overlapping_channels(voices)
     start = time.perf_counter()
+    warnings: list[str] = []
     try:
-        back = read_musicxml(path)
+        back = read_musicxml(path, warnings=warnings)
     except ScoreReadError as err:
         row["class"] = "unreadable by voicecomp: " + err.reason.split(" (")[0].split(":")[0]
         row["detail"] = err.reason
@@ -119,8 +120,15 @@ def round_trip(score_id: str, score, folder: Path, verovio: bool) -> dict:
                                                        + rest_difference(original, again))
         elif overlaps:
             flat = lambda events: sorted(n for notes, _ in events for n in notes)
-            row["class"] = ("a voice overlaps itself (kern spine split): notes exact, voice assignment differs"
-                            if flat(original) == flat(again) else "a voice overlaps itself: notes differ")
+            reduced = [w for w in warnings if "more than the 6 channels" in w]
+            if flat(original) == flat(again):
+                row["class"] = "a voice overlaps itself (kern spine split): notes exact, voice assignment differs"
+            elif reduced:
+                row["class"] = ("a voice overlaps itself (kern spine split): read as more than 6 voices, which the "
+                                "reader reduces (notes cut or merged)")
+                row["detail"] = reduced[0].split(": ", 1)[1]
+            else:
+                row["class"] = "a voice overlaps itself: notes differ"
         else:
             row["class"] = "notes differ"
         row["voices"] = [len(original), len(again)]
@@ -154,8 +162,11 @@ def music21_note_count(parsed) -> int:
 
 def summarize(rows: list[dict]) -> dict:
     classes = collections.defaultdict(list)
+    details = {}
     for row in rows:
         classes[row["class"]].append(row["id"])
+        if "detail" in row:
+            details[row["id"]] = row["detail"]
     music21_errors = [r["id"] for r in rows if "music21_error" in r]
     count_differs = [r["id"] for r in rows if "music21_notes" in r and r["music21_notes"] != r["notes"]]
     verovio_rows = [r for r in rows if "verovio_errors" in r]
@@ -163,7 +174,8 @@ def summarize(rows: list[dict]) -> dict:
     return {
         "scores": len(rows),
         "notes": sum(r["notes"] for r in rows),
-        "classes": {k: {"count": len(v), **({"ids": v} if k != "exact" else {})}
+        "classes": {k: {"count": len(v), **({"ids": v} if k != "exact" else {}),
+                        **({"details": {i: details[i] for i in v if i in details}} if any(i in details for i in v) else {})}
                     for k, v in sorted(classes.items(), key=lambda kv: -len(kv[1]))},
         "music21": {"read": len(rows) - len(music21_errors), "errors": music21_errors,
                     "note_count_differs": count_differs},

@@ -356,6 +356,22 @@ def test_writer_ties_clefs_meter_and_pickup(tmp_path):
     assert [m for m in verovio_messages(text, "musicxml") if "rror" in m] == []
 
 
+def test_note_values_and_tied_pieces():
+    from voicecomp.encoding import NOTE_VALUES
+    from voicecomp.export import XmlNoteValue, musicxml_note_value, split_note_value
+
+    assert musicxml_note_value(F(1, 3)) == XmlNoteValue("eighth", 0, 3, 2)
+    assert musicxml_note_value(F(7, 12)) == XmlNoteValue("eighth", 2, 3, 2)  # double-dotted triplet eighth
+    assert musicxml_note_value(F(2, 17)) == XmlNoteValue("32nd", 0, 17, 16)
+    assert musicxml_note_value(12) == XmlNoteValue("breve", 1, 1, 1)
+    assert musicxml_note_value(F(1, 528)) == XmlNoteValue("1024th", 0, 33, 16)  # below the shortest type
+    assert split_note_value(F(5)) == [4, 1] and split_note_value(F(9, 2)) == [4, F(1, 2)]
+    for value in NOTE_VALUES + (F(11, 24), F(1, 1000), F(37, 7)):
+        pieces = split_note_value(value)
+        assert sum(pieces) == value and all(musicxml_note_value(p) is not None for p in pieces)
+    assert [v for v in NOTE_VALUES if len(split_note_value(v)) > 1] == [F(9, 8), F(9, 2), 9]  # 1 + 1/8, 4 + 1/2, 8 + 1
+
+
 def test_export_score_writes_musicxml(tmp_path, kernscores_corpus):
     score = kernscores_corpus.scores["bach.chorales.chor041"]
     paths = export_score(voices_from_score(score), tmp_path, "chor041", formats=("musicxml",))

@@ -854,8 +854,8 @@ def musicxml_note_value(quarters: Union[Fraction, int, str]) -> Optional[XmlNote
     """The single written note value of a duration (quarter notes), or None if it needs ties.
 
     ``1/N`` of a whole note (times a dot factor, up to 3 dots) is the largest power-of-two type
-    ``p <= N`` in an ``N:p`` tuplet (reduced): 1/3 quarter = triplet eighth (3:2), 2/17 quarter =
-    32nd in 17:16; breve, long and maxima for 2, 4 and 8 whole notes."""
+    ``p <= N`` (at most a 1024th) in an ``N:p`` tuplet (reduced): 1/3 quarter = triplet eighth
+    (3:2), 2/17 quarter = 32nd in 17:16; breve, long and maxima for 2, 4 and 8 whole notes."""
     whole = Fraction(quarters) / 4
     if whole <= 0:
         return None
@@ -863,10 +863,10 @@ def musicxml_note_value(quarters: Union[Fraction, int, str]) -> Optional[XmlNote
         base = whole * 2**dots / (2 ** (dots + 1) - 1)
         if base.numerator == 1:
             n = base.denominator
-            p = 1 << (n.bit_length() - 1)  # largest power of two <= n
-            if p in _XML_TYPES:
-                ratio = Fraction(n, p)
-                return XmlNoteValue(_XML_TYPES[p], dots, ratio.numerator, ratio.denominator)
+            # The largest power-of-two type <= n; below the shortest type (1024th), a tuplet of it.
+            p = min(1 << (n.bit_length() - 1), max(_XML_TYPES))
+            ratio = Fraction(n, p)
+            return XmlNoteValue(_XML_TYPES[p], dots, ratio.numerator, ratio.denominator)
         elif base.denominator == 1 and base.numerator in _XML_LONG_TYPES:
             return XmlNoteValue(_XML_LONG_TYPES[base.numerator], dots, 1, 1)
     return None

@@ -25,7 +25,8 @@ from voicecomp import cli
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Work directory of a run (or an imported checkpoint).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest readable).")
-_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test", "test_nonpiano"], "Split to evaluate.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test", "test_nonpiano", "valid"],
+                           "Split to evaluate (valid: the held-out scores of a --holdout_validation run).")
 _KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
 # Small batches keep each recurrent step's working set in cache: on a 2-core CPU 96/36
 # evaluated ~35% faster than 256/96.

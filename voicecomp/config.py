@@ -30,6 +30,9 @@ class TrainConfig:
     kernscores_dir: Optional[str] = None
     humdrum_policy: str = ""  # strict | lenient; empty: strict for kernscores/palestrina, lenient for dir:PATH
     corpora: tuple[str, ...] = ()  # restrict training scores to these corpus names (empty: all)
+    # hold a fixed 5% of the training scores out of training; their non-piano ones are the
+    # ``valid`` split, evaluated beside the train/test samples (choose recipes on it, not on test)
+    holdout_validation: bool = False
     # optimisation (SPEC §5)
     optimizer: str = "sgd"  # sgd | adam
     learning_rate: float = 0.003

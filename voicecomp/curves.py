@@ -64,7 +64,7 @@ def draw_learning_curves(rows: Sequence[dict[str, Any]]):
         _fit(axes[0], [(steps, losses)])
     axes[0].set(title="training loss (bits/beat, training rate)", xlabel="step")
     series = []
-    for split, colour in (("train", "tab:blue"), ("test", "tab:green")):
+    for split, colour in (("train", "tab:blue"), ("test", "tab:green"), ("valid", "tab:orange")):
         points = [(r["step"], r[split]["bits_per_beat_reference"]["total"]) for r in evals if split in r]
         if points:
             steps, values = zip(*points)

@@ -36,6 +36,8 @@ def define_train_flags() -> None:
     define_experiment_flags()
     flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics. Rerun to resume.")
     flags.DEFINE_list("corpora", [], "Train only on these corpus names (e.g. non-piano corpora for exp. 8).")
+    flags.DEFINE_bool("holdout_validation", None, "Hold a fixed 5%% of the training scores (by a hash of their ids) "
+                      "out of training and evaluate the non-piano ones as the valid split beside train and test.")
     flags.DEFINE_enum("architecture", None, ARCHITECTURES, f"Model family (default {_MODEL.architecture}).")
     flags.DEFINE_integer("voice_history", None, f"History C of voice states (default {_MODEL.voice_history}).")
     flags.DEFINE_integer("global_history", None, f"History steps updating the global state (default {_MODEL.global_history}).")
@@ -93,7 +95,8 @@ _MODEL_FIELDS = ("architecture", "voice_history", "global_history", "duration_hi
                  "pitch_embedding", "init_std", "history")
 _RUN_FIELDS = ("corpus", "kernscores_dir", "humdrum_policy", "optimizer", "learning_rate", "lr_schedule", "momentum", "fresh_momentum", "l2",
                "ema_decay", "batch_size", "max_frames", "batch_shards", "num_steps", "seed", "log_every", "eval_every",
-               "eval_examples", "checkpoint_every", "keep_checkpoints", "lanes", "chunk_frames", "init_from")
+               "eval_examples", "checkpoint_every", "keep_checkpoints", "lanes", "chunk_frames", "init_from",
+               "holdout_validation")
 
 
 def config_from_flags(base: TrainConfig | None = None) -> TrainConfig:

@@ -36,6 +36,8 @@ from voicecomp.models.multivoice import MultiVoiceModel
 from voicecomp.optim import make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
+# The fixed evaluation samples of a run (split -> sample seed), in the order they are reported.
+EVAL_SAMPLE_SEEDS = {"test": 999, "train": 1000, "valid": 1001}
 CURVES_FILE = "learning_curves.png"
 
 
@@ -279,9 +281,11 @@ def load_data(config: TrainConfig, splits=("train", "test"), progress: bool = Tr
     encoded, _ = encoding.encode_corpus(corpus)
     if config.corpora:
         encoded = {k: v for k, v in encoded.items() if corpus.corpus_of[k] in config.corpora}
-    wanted = tuple(dict.fromkeys(("train",) + tuple(splits)))
-    tables = encoding.split_tables(corpus, encoded, wanted)
-    return Data(tables=tables)
+    wanted = tuple(dict.fromkeys(("train",) + tuple(splits) + (("valid",) if config.holdout_validation else ())))
+    # with a held-out validation set, "train" is the training split less the held-out scores
+    names = {"train": "train_fit"} if config.holdout_validation else {}
+    tables = encoding.split_tables(corpus, encoded, [names.get(s, s) for s in wanted])
+    return Data(tables={s: tables[names.get(s, s)] for s in wanted})
 
 
 class Task(abc.ABC):
@@ -623,8 +627,8 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     eval_step = make_eval_step(task)
     eval_batchers = {
         split: task.eval_batcher(split, shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames,
-                                 size=config.eval_examples, seed=999 + i)
-        for i, split in enumerate(("test", "train")) if split in task.splits()
+                                 size=config.eval_examples, seed=seed)
+        for split, seed in EVAL_SAMPLE_SEEDS.items() if split in task.splits()
     }
 
     def run_eval(step: int) -> None:

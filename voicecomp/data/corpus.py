@@ -41,6 +41,9 @@ CACHE_ENV = "VOICECOMP_CACHE"
 CORPUS_NAMES = ("kernscores", "palestrina")
 DIR_PREFIX = "dir:"  # --corpus=dir:PATH: a folder of score files
 DIR_TEST_FRACTION = 0.1
+# ``--holdout_validation``: training scores whose id hashes into this fraction are held out of
+# training; the non-piano ones are the ``valid`` split (it mirrors ``test_nonpiano``).
+HOLDOUT_FRACTION = 0.05
 # music21's Palestrina files name their voices with these *I tokens.
 PALESTRINA_INSTRUMENTS = frozenset({"cant", "calto", "tenor", "barit", "bass"})
 
@@ -82,20 +85,33 @@ class Corpus:
     report: Optional[str] = None  # dir: corpora: path of the JSON report of skipped files
 
     def split_ids(self, split: str) -> list[str]:
-        """Score ids of ``train``, ``test``, ``test_nonpiano`` or ``all``."""
+        """Score ids of a split: ``train``, ``test``, ``test_nonpiano``, ``all``, or for runs that
+        hold out a validation set ``train_fit`` (training scores outside the held-out bucket,
+        :func:`held_out`) and ``valid`` (the non-piano held-out training scores)."""
         ids = sorted(self.scores)
         if split == "all":
             return ids
         if split == "train":
             return [s for s in ids if s not in self.test_ids]
+        if split == "train_fit":
+            return [s for s in ids if s not in self.test_ids and not held_out(s)]
+        if split == "valid":
+            return [s for s in ids if s not in self.test_ids and held_out(s) and not self.is_piano(s)]
         if split == "test":
             return [s for s in ids if s in self.test_ids]
         if split == "test_nonpiano":
             return [s for s in ids if s in self.test_ids and not self.is_piano(s)]
-        raise ValueError(f"unknown split {split!r}; expected train, test, test_nonpiano or all")
+        raise ValueError(f"unknown split {split!r}; expected train, test, test_nonpiano, all, train_fit or valid")
 
     def is_piano(self, score_id: str) -> bool:
         return self.corpus_of[score_id] in self.piano_corpora
+
+
+def held_out(score_id: str) -> bool:
+    """Whether a training score is in the validation bucket: a fixed :data:`HOLDOUT_FRACTION` of
+    score ids by hash, so the bucket never depends on the corpus around it."""
+    digest = int(hashlib.sha256(score_id.encode("utf-8")).hexdigest()[:8], 16)
+    return digest < HOLDOUT_FRACTION * 16**8
 
 
 def default_kernscores_dir() -> Optional[str]:

@@ -109,12 +109,12 @@ TINY_FULL = MultiVoiceConfig(history="full", voice_history=4, global_history=4, 
 
 
 def _tiny_task(table: encoding.FrameTable, lanes: int, chunk: int):
-    from voicecomp import train as train_lib
     from voicecomp.config import TrainConfig
+    from voicecomp.tasks.multivoice import Data
     from voicecomp.tasks.streaming import StreamingTask
 
     config = TrainConfig(model=TINY_FULL, lanes=lanes, chunk_frames=chunk, batch_shards=1)
-    task = StreamingTask(config, data=train_lib.Data(tables={"train": table, "test": table}))
+    task = StreamingTask(config, data=Data(tables={"train": table, "test": table}))
     params = task.init_params(jax.random.PRNGKey(0), None)
     return task, params
 

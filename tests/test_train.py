@@ -19,6 +19,8 @@ from voicecomp import encoding
 from voicecomp import train as train_lib
 from voicecomp.config import TrainConfig
 from voicecomp.models.multivoice import MultiVoiceConfig
+from voicecomp.tasks import multivoice as multivoice_task
+from voicecomp.tasks.base import sample_examples
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = MultiVoiceConfig(voice_history=3, global_history=3, duration_hidden=16, notes_hidden=16, pitch_embedding=8)
@@ -34,7 +36,7 @@ def chorale_data(kernscores_corpus, encoded_kernscores):
         "train": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[2:]}),
         "test": encoding.build_frame_table({k: encoded_kernscores[k] for k in ids[:2]}),
     }
-    return train_lib.Data(tables=tables)
+    return multivoice_task.Data(tables=tables)
 
 
 def test_loss_falls(tmp_path, chorale_data):
@@ -119,13 +121,13 @@ def test_leaving_idle_channels_out_is_exact(frame_tables):
     """Evaluation batches drop channels that stay EMPTY through a window; nothing changes."""
     config = TINY.replace(model=TINY_MODEL.__class__(voice_history=3, global_history=3, duration_hidden=16,
                                                      notes_hidden=16, pitch_embedding=8, init_std=0.2))
-    data = train_lib.Data(tables={"train": frame_tables["test"], "test": frame_tables["test"]})
-    task = train_lib.MultiVoiceTask(config, data=data)
+    data = multivoice_task.Data(tables={"train": frame_tables["test"], "test": frame_tables["test"]})
+    task = multivoice_task.MultiVoiceTask(config, data=data)
     params = task.init_params(jax.random.PRNGKey(0), task.dummy_pack())
-    examples = train_lib.sample_examples(task.num_examples("test"), 600, seed=0)
+    examples = sample_examples(task.num_examples("test"), 600, seed=0)
     results = {}
     for drop in (False, True):
-        batcher = train_lib.FrameBatcher(frame_tables["test"], 3, 64, 32, examples, drop_idle_channels=drop)
+        batcher = multivoice_task.FrameBatcher(frame_tables["test"], 3, 64, 32, examples, drop_idle_channels=drop)
         if drop:
             channels = {b["e"].shape[3] for b in batcher.sequential()}
             assert len(channels) > 1 and min(channels) < 6

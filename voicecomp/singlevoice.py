@@ -566,9 +566,9 @@ __all__: Sequence[str] = (
 # ---------------------------------------------------------------------------
 # Training task and Table 6 presets (factorisation (4))
 
-from voicecomp import train as _train  # noqa: E402  (the data functions above stay numpy-only)
 from voicecomp.config import TrainConfig  # noqa: E402
 from voicecomp.encoding import BatchPosition  # noqa: E402
+from voicecomp.tasks.base import Task  # noqa: E402
 
 
 class PartBatcher:
@@ -619,7 +619,7 @@ class PartBatcher:
             yield self._batch(self.examples[start:start + self.batch_size])
 
 
-class SingleVoiceTask(_train.Task):
+class SingleVoiceTask(Task):
     """Factorisation (4): one voice-part at a time (SPEC §1.5, §4; Table 6).
 
     ``data``: a :class:`PartTable` per split (built lazily from the configured corpus,

@@ -26,7 +26,7 @@ from voicecomp import encoding
 from voicecomp.config import TrainConfig
 from voicecomp.metrics import per_example_nats
 from voicecomp.models.multivoice import zero_carry
-from voicecomp.train import MultiVoiceTask
+from voicecomp.tasks.multivoice import MultiVoiceTask
 
 # Example slots per shard are rounded up to this, so batch shapes (and compilations) are few.
 EXAMPLE_BUCKET = 128

@@ -19,24 +19,19 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from voicecomp.data.humdrum import CONT_TICKS, EMPTY_TICKS, MAX_VOICES, TICKS_PER_QUARTER, KernScore
-
-CONT, EMPTY, START = 0, 1, 2
-NUM_SPECIAL = 3
-PITCH_OFFSET = 24
-PITCH_RANGE = 78
-NUM_LOCATIONS = 48
-# The 52 note values of the KernScores corpus in quarter notes, ascending (SPEC §1.3).
-NOTE_VALUES: tuple[Fraction, ...] = tuple(
-    Fraction(v)
-    for v in (
-        "1/48 1/44 1/32 1/28 1/24 1/22 1/20 1/16 1/14 1/12 1/10 1/9 2/17 1/8 2/15 1/7 7/48 1/6 2/11 "
-        "3/16 1/5 1/4 3/10 1/3 3/8 2/5 1/2 7/12 3/5 2/3 3/4 4/5 7/8 1 9/8 7/6 4/3 3/2 7/4 2 7/3 5/2 "
-        "3 7/2 15/4 4 9/2 6 8 9 12 15"
-    ).split()
+from voicecomp.data.humdrum import CONT_TICKS, EMPTY_TICKS, TICKS_PER_QUARTER, KernScore
+from voicecomp.vocab import (  # noqa: F401 - also read as encoding.<name> by the batchers
+    CONT,
+    EMPTY,
+    MAX_VOICES,
+    NOTE_VALUES,
+    NUM_LOCATIONS,
+    NUM_SPECIAL,
+    PITCH_OFFSET,
+    PITCH_RANGE,
+    START,
 )
-NUM_NOTE_VALUES = len(NOTE_VALUES)
-NUM_DURATIONS = NUM_SPECIAL + NUM_NOTE_VALUES
+
 # Duration of each vocabulary symbol in quarter notes (specials count 0).
 DURATION_QUARTERS = np.array([0.0] * NUM_SPECIAL + [float(v) for v in NOTE_VALUES])
 _INDEX_OF_TICKS = {int(v * TICKS_PER_QUARTER): NUM_SPECIAL + i for i, v in enumerate(NOTE_VALUES)}

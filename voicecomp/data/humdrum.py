@@ -23,7 +23,8 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
-MAX_VOICES = 6
+from voicecomp.vocab import MAX_VOICES
+
 NUM_MIDI = 128
 # 2^14 covers mensural /4 with four dots on 64th notes; the odd primes cover the
 # tuplets of the corpus (n%m rationals) with room to spare.

@@ -72,6 +72,7 @@ def test_four_part_counts(four_part):
         parallel_fifths=1,
         parallel_octaves=0,
         chord_onsets=1,  # the alto in frame 3
+        rests=1,  # the bass in frame 2 (the soprano's rest in frame 3 is the melody's)
     )
     rates = counts.rates()
     assert rates["dissonant_percent"] == pytest.approx(100 / 7)
@@ -116,7 +117,7 @@ def test_parallels():
     counts = count_voice_leading(notes, durations, voices=(0, 1), melody=1)
     assert (counts.parallel_octaves, counts.parallel_fifths) == (2, 2)
     assert counts.onsets == 8  # the bass starts a note in every frame but 7
-    assert counts.crossings == 0 and counts.chord_onsets == 0
+    assert counts.crossings == 0 and counts.chord_onsets == 0 and counts.rests == 0
 
 
 def test_counts_add_and_validate(four_part):

@@ -215,6 +215,20 @@ def _swap_permutation(voices: np.ndarray) -> np.ndarray:
     return perm
 
 
+def permute_channels(
+    notes: np.ndarray, durations: np.ndarray, flows: np.ndarray, order: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame arrays (any leading axes) with their channels reordered: channel ``c`` of the result
+    is channel ``order[c]`` of the input, flows permuted on both axes.  The models share their
+    voice weights, so only the within-frame prediction order (lowest channel first) changes;
+    ``np.argsort(order)`` is the inverse."""
+    order = np.asarray(order, dtype=np.int64)
+    if sorted(order.tolist()) != list(range(durations.shape[-1])):
+        raise ValueError(f"channel order {order.tolist()} is not a permutation of 0..{durations.shape[-1] - 1}")
+    flows = np.asarray(flows)[..., order, :][..., order]
+    return np.asarray(notes)[..., order, :], np.asarray(durations)[..., order], flows
+
+
 def gather_history(
     table: FrameTable, frames: np.ndarray, history: int, voices: Optional[np.ndarray] = None
 ) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ same melodies are measured alike.
 Conventions (what each count means):
 * an *onset* is a frame where a harmony voice starts a note (a rest is not counted);
 * a voice's *pitch* in a frame is its highest sounding note (chorale voices hold one note; a
-  sampled voice may hold a chord, counted in ``chord_onsets``);
+  sampled voice may hold a chord, counted in ``chord_onsets``; ``rests`` counts the rests the
+  harmony voices start);
 * *dissonant*: one of the onset's notes forms a second, seventh or tritone (interval mod 12 in
   :data:`DISSONANT_INTERVALS`) with a note of the melody sounding in that frame; onsets while the
   melody rests are not judged (``judged_onsets``);
@@ -50,6 +51,7 @@ class VoiceLeadingCounts:
     parallel_fifths: int = 0
     parallel_octaves: int = 0
     chord_onsets: int = 0  # onsets of more than one note
+    rests: int = 0  # rests the harmony voices start
 
     def __add__(self, other: "VoiceLeadingCounts") -> "VoiceLeadingCounts":
         return VoiceLeadingCounts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
@@ -64,6 +66,7 @@ class VoiceLeadingCounts:
             "parallel_fifths_per_100": per_100(self.parallel_fifths),
             "parallel_octaves_per_100": per_100(self.parallel_octaves),
             "chord_onsets_per_100": per_100(self.chord_onsets),
+            "rests_per_100": per_100(self.rests),
         }
 
 
@@ -156,4 +159,5 @@ def count_voice_leading(
 
     return VoiceLeadingCounts(
         onsets=int(onset[:, harmony].sum()), judged_onsets=judged, dissonant=dissonant, crossings=crossings,
-        out_of_range=out_of_range, parallel_fifths=fifths, parallel_octaves=octaves, chord_onsets=chords)
+        out_of_range=out_of_range, parallel_fifths=fifths, parallel_octaves=octaves, chord_onsets=chords,
+        rests=int(((durations[:, harmony] >= NUM_SPECIAL) & ~onset[:, harmony]).sum()))

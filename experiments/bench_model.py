@@ -22,8 +22,9 @@ import numpy as np
 
 from voicecomp import cli
 from voicecomp.metrics import nats_per_event
-from voicecomp.models import MultiVoiceConfig, MultiVoiceModel, NOTE_VALUE_OFFSET
+from voicecomp.models import MultiVoiceConfig, MultiVoiceModel
 from voicecomp.models.multivoice import ARCHITECTURES
+from voicecomp.vocab import NUM_SPECIAL
 
 
 def make_inputs(cfg: MultiVoiceConfig, batch: int, frames: int, seed: int = 0):
@@ -45,7 +46,7 @@ def make_inputs(cfg: MultiVoiceConfig, batch: int, frames: int, seed: int = 0):
 
     current = dict(
         y=(rng.random((batch, v, m)) < 0.04).astype(np.int8),
-        yt=rng.integers(NOTE_VALUE_OFFSET, cfg.num_durations, (batch, v)).astype(np.int8),
+        yt=rng.integers(NUM_SPECIAL, cfg.num_durations, (batch, v)).astype(np.int8),
         yf=np.broadcast_to(eye, (batch, v, v)).copy(),
     )
     per_example = dict(history(batch), loc=rng.integers(0, 48, batch), **current)
@@ -99,7 +100,7 @@ def main() -> None:
     def loss(variables, inputs, method):
         duration_logits, note_logits = forward(variables, inputs, method)
         time_nats, note_nats = nats_per_event(
-            duration_logits, note_logits, inputs["yt"][:, 0].astype(jnp.int32) - NOTE_VALUE_OFFSET, inputs["y"][:, 0]
+            duration_logits, note_logits, inputs["yt"][:, 0].astype(jnp.int32) - NUM_SPECIAL, inputs["y"][:, 0]
         )
         return time_nats + note_nats
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from voicecomp.metrics import nats_per_event
-from voicecomp.models import MultiVoiceConfig, MultiVoiceModel, NOTE_VALUE_OFFSET
+from voicecomp.models import MultiVoiceConfig, MultiVoiceModel
+from voicecomp.vocab import EMPTY, NUM_SPECIAL, START
 from voicecomp.weights import params_from_reference, params_to_reference, reference_layout
 
 from conftest import missing_shared
@@ -74,7 +75,7 @@ def golden_run(variables, golden_inputs):
     def loss(variables, inputs):
         duration_logits, note_logits = model.apply(variables, inputs)
         nats = nats_per_event(
-            duration_logits, note_logits, inputs["yt"][:, 0] - NOTE_VALUE_OFFSET, inputs["y"][:, 0]
+            duration_logits, note_logits, inputs["yt"][:, 0] - NUM_SPECIAL, inputs["y"][:, 0]
         )
         return nats[0] + nats[1], (nats, duration_logits, note_logits)
 
@@ -187,7 +188,7 @@ def _random_inputs(cfg: MultiVoiceConfig, frames: int, per_frame: int, seed: int
     b = frame.shape[0]
     y = (rng.random((b, v, m)) < 0.05).astype(np.int8)
     yt = rng.integers(-1, cfg.num_durations, (b, v))
-    yt[:, 0] = rng.integers(NOTE_VALUE_OFFSET, cfg.num_durations, b)
+    yt[:, 0] = rng.integers(NUM_SPECIAL, cfg.num_durations, b)
     yf = np.broadcast_to(np.eye(v, dtype=np.int8), (b, v, v)).copy()
     shared = dict(e=e, t=t, f=f, loc=loc, frame=frame, voice=voice, y=y, yt=yt, yf=yf)
     per_example = dict(
@@ -243,6 +244,132 @@ def test_global_history_changes_output():
         variables = model.init(jax.random.PRNGKey(1), per_example)
         outputs.append(model.apply(variables, per_example)[1])
     assert not np.allclose(outputs[0], outputs[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Idle channels (unused channels carried as one) and the decoding methods
+
+IDLE_CFG = MultiVoiceConfig(global_history=4, **dict(SMALL, voice_history=4))
+USED = 3  # channels USED.. are unused in _unused_channels_batch
+
+
+def _unused_channels_batch(cfg: MultiVoiceConfig, padding: int, per_frame: int = 2, seed: int = 0):
+    """A frame-shared batch whose channels >= USED are unused (SPEC §1.4 windows of a 3-voice
+    score): EMPTY, no notes, no flow; the first ``padding`` history steps are START padding (every
+    channel START, identity flow) and the step after them, the score's first frame, has the
+    identity flow over all channels (the current frame, where ``padding`` is the whole window)."""
+    rng = np.random.default_rng(seed)
+    frames, c, v, m = 3, cfg.voice_history, cfg.num_voices, cfg.pitch_range
+    e = np.zeros((frames, c, v, m), np.int8)
+    e[:, :, :USED] = rng.random((frames, c, USED, m)) < 0.05
+    t = np.full((frames, c, v), EMPTY)
+    t[:, :, :USED] = rng.integers(0, cfg.num_durations, (frames, c, USED))
+    f = np.zeros((frames, c, v, v), np.int8)
+    perms = rng.permuted(np.tile(np.arange(USED), (frames, c, 1)), axis=-1)
+    f[..., :USED, :USED] = perms[..., :, None] == np.arange(USED)  # random permutations among used
+    e[:, :padding], t[:, :padding], f[:, :padding] = 0, START, np.eye(v, dtype=np.int8)
+    current_flow = np.zeros((v, v), np.int8)
+    current_flow[:USED, :USED] = np.eye(USED, dtype=np.int8)
+    if padding < c:
+        f[:, padding] = np.eye(v, dtype=np.int8)
+    else:
+        current_flow = np.eye(v, dtype=np.int8)
+    frame = np.repeat(np.arange(frames), per_frame)
+    b = frame.size
+    voice = rng.integers(0, USED, b)
+    y = np.zeros((b, v, m), np.int8)
+    y[:, :USED] = rng.random((b, USED, m)) < 0.05
+    yt = np.full((b, v), EMPTY)
+    yt[:, :USED] = rng.integers(-1, cfg.num_durations, (b, USED))
+    yt[:, 0] = rng.integers(NUM_SPECIAL, cfg.num_durations, b)
+    yf = np.broadcast_to(current_flow, (b, v, v)).copy()
+    return dict(e=e, t=t, f=f, loc=rng.integers(0, cfg.num_locations, frames),
+                step_loc=rng.integers(0, cfg.num_locations, (frames, c)), frame=frame, voice=voice, y=y, yt=yt, yf=yf)
+
+
+def _leave_out_unused(batch: dict, idle_inputs: bool) -> dict:
+    """``batch`` with channels >= USED left out; ``idle_inputs``: with their tokens and self-flows."""
+    out = dict(batch, e=batch["e"][:, :, :USED], t=batch["t"][:, :, :USED], f=batch["f"][:, :, :USED, :USED],
+               y=batch["y"][:, :USED], yt=batch["yt"][:, :USED], yf=batch["yf"][:, :USED, :USED])
+    if idle_inputs:
+        first_example = np.searchsorted(batch["frame"], np.arange(batch["e"].shape[0]))
+        out["idle_t"] = np.concatenate([batch["t"][:, :, USED], batch["yt"][first_example, USED, None]], axis=1)
+        out["idle_f"] = np.concatenate([batch["f"][:, :, USED, USED], batch["yf"][first_example, USED, USED, None]],
+                                       axis=1)
+    return out
+
+
+@pytest.mark.parametrize("step_loc", [False, True], ids=["window-loc", "step-loc"])
+@pytest.mark.parametrize("padding", [0, 2, IDLE_CFG.voice_history], ids=["clear", "padded", "first-frame"])
+def test_idle_channels_equal_all_channels(padding: int, step_loc: bool):
+    """Unused channels left out and carried as one summed state give the logits of all six
+    channels: in windows that reach the START padding (where their states evolve: the idle
+    inputs give their tokens and flows) and in windows clear of it (no idle inputs needed)."""
+    batch = _unused_channels_batch(IDLE_CFG, padding)
+    if not step_loc:
+        del batch["step_loc"]
+    model = MultiVoiceModel(IDLE_CFG)
+    variables = model.init(jax.random.PRNGKey(0), batch, method=model.frame_shared)
+    run = jax.jit(lambda x: model.apply(variables, x, method=model.frame_shared))
+    want = run(batch)
+    for got in (run(_leave_out_unused(batch, idle_inputs=True)),) + ((run(_leave_out_unused(batch, False)),)
+                                                                    if padding == 0 else ()):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+    if padding:  # the padding's START states matter: without their inputs the logits differ
+        closed_form = run(_leave_out_unused(batch, idle_inputs=False))
+        assert np.abs(np.asarray(closed_form[1]) - np.asarray(want[1])).max() > 1e-3
+
+
+def test_idle_channels_rejected_where_unsupported():
+    batch = _unused_channels_batch(IDLE_CFG, 0)
+    distributed = MultiVoiceModel(MultiVoiceConfig(architecture="distributed", **dict(SMALL, voice_history=4)))
+    with pytest.raises(ValueError, match="hierarchical"):
+        distributed.init(jax.random.PRNGKey(0), _leave_out_unused(batch, False), method=distributed.frame_shared)
+    model = MultiVoiceModel(IDLE_CFG)
+    with pytest.raises(ValueError, match="idle-channel inputs"):
+        idle = _leave_out_unused(batch, True)
+        model.init(jax.random.PRNGKey(0), dict(batch, idle_t=idle["idle_t"], idle_f=idle["idle_f"]),
+                   method=model.frame_shared)
+
+
+@pytest.mark.parametrize("architecture,used", [("hierarchical", USED), ("hierarchical", 6), ("distributed", 6)],
+                         ids=["hierarchical-idle", "hierarchical", "distributed"])
+def test_decoding_methods_equal_frame_shared(architecture: str, used: int):
+    """The sampler's methods (one example per frame, channels unswapped): ``duration_logits``,
+    ``note_logit_at`` and ``note_logit_fast`` at every pitch give the frame-shared logits."""
+    cfg = MultiVoiceConfig(architecture=architecture, global_history=4, **dict(SMALL, voice_history=4))
+    batch = _unused_channels_batch(cfg, padding=1, per_frame=1, seed=3)
+    if used < cfg.num_voices:
+        batch = _leave_out_unused(batch, idle_inputs=True)
+    model = MultiVoiceModel(cfg)
+    variables = model.init(jax.random.PRNGKey(2), batch, method=model.frame_shared)
+    want_duration, want_notes = jax.jit(lambda x: model.apply(variables, x, method=model.frame_shared))(batch)
+    voice = batch["voice"]
+    # the frame's rows as the frame has them (the examples' are swapped): the voice's own row
+    # holds its duration and onsets, of which each pitch sees those below it
+    y, yt, yf = _swap(batch["y"], voice, 1), _swap(batch["yt"], voice, 1), _swap_flows(batch["yf"], voice)
+    onsets = batch["y"][:, 0]
+    history = {k: batch[k] for k in ("e", "t", "f", "loc", "step_loc", "idle_t", "idle_f") if k in batch}
+    pitches = jnp.arange(cfg.pitch_range)
+
+    @jax.jit
+    def decode():
+        apply = lambda *args, method: model.apply(variables, *args, method=method)  # noqa: E731
+        states = apply(history, method=model.history)
+        duration = apply(states, y, yt, yf, voice, batch["loc"], method=model.duration_logits)
+        at = jax.vmap(lambda n: apply(states, y, yt, yf, voice, onsets, n, method=model.note_logit_at))(pitches)
+        frame_context = apply(states, yf, method=model.notes_frame_context)
+        context = apply(frame_context, apply(y, method=model.notes_row_embedding), yt, voice,
+                        method=model.notes_voice_context)
+        fast = jax.vmap(lambda n: apply(context, onsets, n, method=model.note_logit_fast))(pitches)
+        return duration, at.T, fast.T
+
+    duration, at, fast = decode()
+    np.testing.assert_allclose(np.asarray(duration), np.asarray(want_duration), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(at), np.asarray(want_notes), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(want_notes), rtol=1e-5, atol=1e-5)
+    assert np.std(np.asarray(want_notes)) > 0.1
 
 
 def test_bfloat16_compute_close(variables, golden_inputs):

@@ -14,10 +14,11 @@ import pytest
 
 from voicecomp import sample as S
 from voicecomp.data.humdrum import parse_kern
-from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, START, encode_score
+from voicecomp.encoding import encode_score
 from voicecomp import export
 from voicecomp.export import Voices, to_kern, voices_from_frames
 from voicecomp.models.multivoice import MultiVoiceConfig, MultiVoiceModel
+from voicecomp.vocab import CONT, EMPTY, NOTE_VALUE_TICKS_PER_QUARTER, NOTE_VALUES, NUM_SPECIAL, START
 
 C, V, M = 3, 6, 78
 VOICES = 3
@@ -210,7 +211,7 @@ def test_greedy_decoding(tiny):
 
 
 def test_equivalence_five_voices(tiny):
-    """Five voices: nothing to merge (the fast path over all six channels)."""
+    """Five voices: one unused channel, carried as the model's idle channel."""
     model, params = tiny
     got = S.sample(model, params, num_scores=2, voices=5, frames=4, seed=5, chunk_frames=4)
     ref = reference_sample(model, params, 2, 5, 4, seed=5)
@@ -220,15 +221,17 @@ def test_equivalence_five_voices(tiny):
 
 
 def test_distributed_model():
-    """The distributed architecture (exp. 3) samples through the generic pitch loop."""
+    """The distributed architecture (exp. 3): all six channels (idle channels are for
+    hierarchical models), the specialised pitch loop and the generic one."""
     cfg = dataclasses.replace(CONFIG, architecture="distributed")
     model = MultiVoiceModel(cfg)
     params = model.init(jax.random.PRNGKey(1), _inputs(1))["params"]
-    got = S.sample(model, params, num_scores=2, voices=2, frames=4, seed=2, chunk_frames=4)
     ref = reference_sample(model, params, 2, 2, 4, seed=2)
-    for score, (notes, durs) in zip(got, ref):
-        np.testing.assert_array_equal(score.durations, durs)
-        np.testing.assert_array_equal(score.notes, notes)
+    for fast_notes in (True, False):
+        got = S.sample(model, params, num_scores=2, voices=2, frames=4, seed=2, chunk_frames=4, fast_notes=fast_notes)
+        for score, (notes, durs) in zip(got, ref):
+            np.testing.assert_array_equal(score.durations, durs)
+            np.testing.assert_array_equal(score.notes, notes)
 
 
 def test_unused_channels_alike(source):
@@ -255,8 +258,8 @@ def test_deterministic(tiny, sampled):
 
 
 def test_generic_notes_loop_agrees(tiny, sampled):
-    """The generic pitch loop (``recurrence.last_step`` per pitch, used for distributed or
-    bfloat16 models) gives the same scores as the specialised one."""
+    """The generic pitch loop (``note_logit_at``: the whole current step at each pitch) gives
+    the same scores as the specialised one (``note_logit_fast``)."""
     model, params = tiny
     generic = S.sample(model, params, num_scores=2, voices=VOICES, frames=FRAMES, seed=3, fast_notes=False)
     for a, b in zip(generic, sampled):
@@ -341,7 +344,7 @@ def test_clamp_from_scratch_and_beats(tiny):
 
 
 def test_location_truncation():
-    tpq = S.TICKS_PER_QUARTER
+    tpq = NOTE_VALUE_TICKS_PER_QUARTER
     quarters = jnp.array([0, 0, -1, -1, 2], jnp.int32)
     phase = jnp.array([0, tpq // 48 + 1, tpq - 1, tpq // 2, tpq // 96], jnp.int32)
     # t = 0, 1/48+, -1/TPQ, -1/2, 2 + 1/96

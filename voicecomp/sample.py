@@ -13,19 +13,24 @@ Flows are the identity over the active channels (the very first frame of a score
 as the encoder writes it).  ``temperature=0`` is greedy (argmax duration, bit = logit > 0).
 
 Speed.  The recurrences over the ``C`` history frames do not depend on the current frame, so one
-sampling step (one frame) computes the history states once (``duration.history``,
-``notes.history``) and then, per starting voice, the duration net's last step and 78 sequential
-evaluations of the notes net's last step *at one pitch position* (``recurrence.last_step`` on the
-``[.., n:n+1, ..]`` slice of the per-pitch states; position ``n`` depends on the current voice only
-through its onsets below ``n``).  Everything runs in one ``lax.scan`` over frames (chunks of frames
-per jit call, for progress reporting), ``fori_loop`` over voices and pitches.
+sampling step (one frame) computes the history states once (``MultiVoiceModel.history``) and then,
+per starting voice, the duration logits of the current step and 78 sequential note logits, one
+pitch at a time (position ``n`` depends on the current voice only through its onsets below ``n``):
+``MultiVoiceModel.notes_voice_context`` does once per voice what does not depend on those onsets,
+``note_logit_fast`` the rest, one pitch of one channel (``note_logit_at``, the whole current step
+at one pitch, is the slower cross-check of ``fast_notes=False``).  The unused channels of a
+hierarchical model are carried as one (the model's idle channels); in a window clear of the START
+padding they need no recurrence.  Everything runs in one ``lax.scan`` over frames (chunks of frames
+per jit call, for progress reporting), ``fori_loop`` over voices and pitches; the model is reached
+only through ``model.apply(variables, ..., method=...)``.
 
 Randomness.  Score ``b`` uses the key ``fold_in(PRNGKey(seed), b)``; the noise of sampled frame
 ``s`` and channel ``v`` is :func:`step_noise` (Gumbel noise for the duration, uniforms for the
 bits), so a score depends only on (seed, its index, the model, the options), not on the batch size
 or chunking.
 
-Time is exact: integer ticks (``TICKS_PER_QUARTER`` = lcm of the note values' denominators); the
+Time is exact: integer ticks (``NOTE_VALUE_TICKS_PER_QUARTER`` = lcm of the note values'
+denominators, much coarser than the parser's grid); the
 location class of a frame is ``int(48 * (t - frac(pickup))) mod 48`` in exact arithmetic (the
 reference encoder's float accumulation differs in rare cases, SPEC §1.3).
 
@@ -56,14 +61,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, START
-from voicecomp.models.multivoice import MultiVoiceModel, _swap_permutation, zero_carry
+from voicecomp.models.multivoice import MultiVoiceModel, zero_carry
+from voicecomp.vocab import CONT, EMPTY, NOTE_VALUE_TICKS_PER_QUARTER, NOTE_VALUES, NUM_LOCATIONS, NUM_SPECIAL, START
 
-TICKS_PER_QUARTER = math.lcm(*(v.denominator for v in NOTE_VALUES))
 # Length of every vocabulary symbol in ticks (specials 0); the longest (15 quarters) fits int32.
-NOTE_TICKS = np.array([0] * NUM_SPECIAL + [int(v * TICKS_PER_QUARTER) for v in NOTE_VALUES], dtype=np.int64)
+NOTE_TICKS = np.array([0] * NUM_SPECIAL + [int(v * NOTE_VALUE_TICKS_PER_QUARTER) for v in NOTE_VALUES], dtype=np.int64)
 assert NOTE_TICKS.max() < 2**30
-NUM_LOCATIONS = 48
 MAX_FRAMES = 8192
 
 
@@ -296,62 +299,13 @@ def draw_bits(logits, uniform, temperature: float):
 
 
 # ----------------------------------------------------------------------------------------------
-# Model hooks (run with model.apply(variables, ..., method=fn))
-
-
-def _duration_history(m: MultiVoiceModel, e, t, f, loc):
-    return m.duration.history(e, t, f, loc)
-
-
-def _notes_history(m: MultiVoiceModel, e, t, f):
-    return m.notes.history(e, t, f)
-
-
-def _duration_logits(m: MultiVoiceModel, states, frame, voice, y, yt, yf, loc):
-    return m.duration(states, frame, voice, y, yt, yf, loc)
-
-
-def _notes_constants(m: MultiVoiceModel):
-    """``(causal [M(src), M(dst), H], absolute [M, H])``: the causal embedding as a matrix."""
-    eye = jnp.eye(m.config.pitch_range, dtype=jnp.float32)
-    return m.notes.causal_pitch_embedding(eye), m.notes.absolute_pitch()
-
-
-def _notes_voice_inputs(m: MultiVoiceModel, y, yt):
-    """Per-voice drive parts: pitch embedding of channels 1.. ``[B, V-1, M, H]``, duration ``[B, V, H]``."""
-    return m.notes.pitch_embedding(y[:, 1:]), m.notes.duration_embed(yt)
-
-
-def _notes_history_merged(m: MultiVoiceModel, e, t, f, width: int):
-    """``notes.history`` over channels ``0..width-2`` plus ONE channel standing for the unused
-    channels ``width-1..V-1``, whose drive is scaled by their number ``V-width+1``.
-
-    Exact (up to float summation order) when those channels share the duration token of every
-    window frame, have no notes and their flows neither mix with the used channels nor differ
-    between them (the sampler's frames, START padding, and prompts checked by
-    :func:`_unused_channels_alike`): such channels have equal states ``h``, and since the update
-    ``relu(f W h + drive)`` is positively homogeneous, ``k`` of them sum to the state of one channel
-    driven by ``k * drive``.  The notes history costs ``width / V`` of the full one.
-    """
-    num_voices = e.shape[2]
-    if width >= num_voices:
-        return m.notes.history(e, t, f)
-    count = num_voices - width + 1
-    scale = jnp.asarray([1.0] * (width - 1) + [float(count)], jnp.float32)[:, None, None]
-    e, t, f = e[:, :, :width], t[:, :, :width], f[:, :, :width, :width]
-    notes = m.notes
-    relative = notes.pitch_embedding.relative(e)
-    duration = notes.duration_embed(t)
-    absolute = notes.absolute_pitch()
-
-    def drive_at(k):
-        return (duration[:, k, :, None] + absolute) * scale, relative[:, k] * scale[..., :1]
-
-    return notes.recurrence.history(drive_at, f, e.shape[1], notes.pitch_embedding.projection)
+# Unused channels
 
 
 def _unused_channels_alike(prompt: "Prompt", voices: int, history: int) -> bool:
-    """Whether the prompt frames in the sampler's window satisfy :func:`_notes_history_merged`."""
+    """Whether the channels ``voices..`` of the prompt frames in the sampler's window are alike
+    (:class:`voicecomp.models.multivoice.IdleChannels`: the same duration token, no notes, no flow
+    to or from the used channels, a common self-flow), so the model may carry them as one."""
     durations = np.asarray(prompt.durations)[-history:]
     notes = np.asarray(prompt.notes)[-history:]
     flows = np.asarray(prompt.flows)[-history:]
@@ -365,32 +319,15 @@ def _unused_channels_alike(prompt: "Prompt", voices: int, history: int) -> bool:
     return bool(same_token and no_notes and no_cross and alike and (diagonal == diagonal[:, :1]).all())
 
 
-def _notes_projections(m: MultiVoiceModel, voice_state, global_state):
-    """History states times the recurrent matrices (``None`` global state stays None)."""
-    rec = m.notes.recurrence
-    projected_global = None if global_state is None else rec.global_cell.project(global_state)
-    return rec.voice_cell.project(voice_state), projected_global
-
-
-def _notes_pitch_embedding(m: MultiVoiceModel, y):
-    return m.notes.pitch_embedding(y)
-
-
-def _notes_duration_embedding(m: MultiVoiceModel, yt):
-    return m.notes.duration_embed(yt)
-
-
-def _fast_notes_supported(cfg) -> bool:
-    """The specialised pitch loop covers the hierarchical float32 notes net (the published one)."""
-    return cfg.architecture == "hierarchical" and jnp.dtype(cfg.compute_dtype) == jnp.float32
-
-
-def _notes_logit_at(m: MultiVoiceModel, voice_state, global_state, frame, voice, yf, drive, n):
-    """Logit of pitch ``n`` from the per-pitch history states sliced at ``n`` (``[B, V, 1, H]``,
-    ``[B, 1, H]``) and the drive at ``n`` (``[B, V, 1, H]``)."""
-    logits = m.notes.recurrence.last_step(voice_state, global_state, frame, voice, yf, drive)
-    # Readout adds the per-pitch bias [M] to the [B, 1] logits: column n is pitch n's logit.
-    return jax.lax.dynamic_index_in_dim(logits, n, axis=1, keepdims=False)
+def _history_frames(e, t, f, loc, yt, yf, width: int) -> dict:
+    """The model's history inputs for the window ``e, t, f`` ([B, C, V, ...]): channels below
+    ``width``, the rest as idle channels (their tokens and self-flows over the window and the
+    current frame ``yt, yf``, read from channel ``width``)."""
+    frames = {"e": e[:, :, :width], "t": t[:, :, :width], "f": f[:, :, :width, :width], "loc": loc}
+    if width < e.shape[2]:
+        frames["idle_t"] = jnp.concatenate([t[:, :, width], yt[:, width, None]], axis=1)
+        frames["idle_f"] = jnp.concatenate([f[:, :, width, width], yf[:, width, width, None]], axis=1)
+    return frames
 
 
 # ----------------------------------------------------------------------------------------------
@@ -400,8 +337,8 @@ def _notes_logit_at(m: MultiVoiceModel, voice_state, global_state, frame, voice,
 def _location(quarters, phase):
     """``int(48 * t) mod 48`` (truncation toward zero) for ``t = quarters + phase / TPQ``."""
     scaled = 48 * phase
-    floor = 48 * quarters + scaled // TICKS_PER_QUARTER
-    inexact = scaled % TICKS_PER_QUARTER != 0
+    floor = 48 * quarters + scaled // NOTE_VALUE_TICKS_PER_QUARTER
+    inexact = scaled % NOTE_VALUE_TICKS_PER_QUARTER != 0
     trunc = floor + ((floor < 0) & inexact).astype(floor.dtype)
     return jnp.mod(trunc, NUM_LOCATIONS).astype(jnp.int32)
 
@@ -429,8 +366,8 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
     onset = active & (masked == delta[:, None])
     remaining = jnp.where(active, remaining - delta[:, None], 0)
     phase = phase + delta
-    quarters = quarters + phase // TICKS_PER_QUARTER
-    phase = phase % TICKS_PER_QUARTER
+    quarters = quarters + phase // NOTE_VALUE_TICKS_PER_QUARTER
+    phase = phase % NOTE_VALUE_TICKS_PER_QUARTER
     loc = _location(quarters, phase)
 
     cont = active & ~onset
@@ -440,101 +377,48 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
     eye = jnp.eye(V, dtype=jnp.float32)
     yf = jnp.where(first[:, None, None], eye, eye * active.astype(jnp.float32))
 
+    # The model sees channels below `width`; the unused ones above are carried as one (idle).
+    width = voices if merge_unused else V
     if full_history:
-        dur_states = stream_states["duration"]
+        states = stream_states
     else:
-        ef, ff = e.astype(jnp.float32), f.astype(jnp.float32)
-        dur_states = apply(ef, t, ff, loc, method=_duration_history)
-    causal, absolute = consts["causal"], consts["absolute"]
-    frame = jnp.arange(B)
-    fast = fast_notes and _fast_notes_supported(cfg)
-    # Channels of the fast notes path: all, or the active ones plus one merged unused channel.
-    width = voices + 1 if fast and merge_unused else V
-    # merged: the last of the `width` channels stands for the V - voices unused ones (drive scaled)
-    weights = [1.0] * voices + [float(V - voices)] if width < V else [1.0] * V
-    scale = jnp.asarray(weights, jnp.float32)[:, None, None]
-    if full_history:
-        note_voice, note_global = stream_states["notes"]
-    elif fast:
-        note_voice, note_global = apply(ef, t, ff, width, method=_notes_history_merged)
-    else:
-        note_voice, note_global = apply(ef, t, ff, method=_notes_history)
-    if fast:
-        # Per frame: the recurrent projections, mixed by the (unswapped) current flow.  Swapping
-        # channels 0 <-> v commutes with everything but "which channel is predicted", so the
-        # voice loop works in unswapped channel order.
-        projected, projected_global = apply(note_voice, note_global, method=_notes_projections)
-        mixed = jnp.einsum("bsd,bsmh->bdmh", yf[:, :width, :width], projected)
-        embedded = apply(y[:, :width], method=_notes_pitch_embedding)  # [B, W, M, H]; zero rows embed to 0
-        w = variables["params"]["notes"]["recurrence"]
-        w_from, w_this = w["global_cell"]["from_voices"], w["readout"]["this_voice"]
-        w_joint = jnp.concatenate([w_from, w_this], axis=1)
-        w_pooled, w_out, bias = w["readout"]["pooled"], w["readout"]["output"][:, 0], w["readout"]["bias"]
+        states = apply(_history_frames(e, t, f, loc, yt, yf, width), method=model.history)
+    yf_seen = yf[:, :width, :width]
+    if fast_notes:
+        frame_context = apply(states, yf_seen, method=model.notes_frame_context)
+        embedded = apply(y[:, :width], method=model.notes_row_embedding)  # [B, W, M, H]
     else:
         embedded = jnp.zeros((B, 1, 1, 1), jnp.float32)
 
     def voice_body(v, state):
         y, yt, remaining, ptr, embedded = state
         on_v = onset[:, v]
-        perm = _swap_permutation(jnp.full((B,), v), V)[0]
         gumbel, uniform = step_noise(keys, step, v, cfg.num_note_values, M)
         clamped = ptr[:, v] < consts["clamp_len"][v]
         k = jnp.minimum(ptr[:, v], consts["clamp_dur"].shape[1] - 1)
         clamp_d = consts["clamp_dur"][v][k]
         clamp_n = consts["clamp_notes"][v][k].astype(jnp.float32)
-        voice_index = jnp.full((B,), v)
-        is_v = jnp.arange(width) == v
 
-        def notes_generic(yts, ys, yfs):
-            others, dur_drive = apply(ys, yts, method=_notes_voice_inputs)
-
+        def draw_pitches(logit_at):
+            # low to high: pitch n sees the voice's onsets below n
             def pitch_body(n, bits):
-                own = bits @ jax.lax.dynamic_index_in_dim(causal, n, axis=1, keepdims=False)
-                other = jax.lax.dynamic_index_in_dim(others, n, axis=2, keepdims=False)
-                drive = jnp.concatenate([own[:, None], other], axis=1) + dur_drive
-                drive = drive + jax.lax.dynamic_index_in_dim(absolute, n, axis=0, keepdims=False)
-                vs = jax.lax.dynamic_slice_in_dim(note_voice, n, 1, axis=2)
-                gs = None if note_global is None else jax.lax.dynamic_slice_in_dim(note_global, n, 1, axis=1)
-                logit = apply(vs, gs, frame, voice_index, yfs, drive[:, :, None], n, method=_notes_logit_at)
                 u = jax.lax.dynamic_index_in_dim(uniform, n, axis=1, keepdims=False)
-                return bits.at[:, n].set(draw_bits(logit, u, temperature).astype(jnp.float32))
-
-            return jax.lax.fori_loop(0, M, pitch_body, jnp.zeros((B, M), jnp.float32))
-
-        def notes_fast(yt_now):
-            # Everything but the predicted voice's own lower onsets is fixed during the pitch loop:
-            # the other voices' new states, their sum's contribution to the global update.
-            duration = apply(yt_now[:, :width], method=_notes_duration_embedding)  # [B, W, H]
-            drive = (embedded + duration[:, :, None] + absolute) * scale
-            others = jnp.where(is_v[None, :, None, None], 0.0, jax.nn.relu(mixed + drive))
-            pre_global = others.sum(axis=1) @ w_from
-            if projected_global is not None:
-                pre_global = pre_global + projected_global
-            base = jnp.take(mixed, v, axis=1) + jnp.take(duration, v, axis=1)[:, None] + absolute
-
-            def pitch_body(n, bits):
-                own = bits @ jax.lax.dynamic_index_in_dim(causal, n, axis=1, keepdims=False)
-                h0 = jax.nn.relu(jax.lax.dynamic_index_in_dim(base, n, axis=1, keepdims=False) + own)
-                joint = h0 @ w_joint
-                hidden = w_from.shape[1]
-                g = jax.nn.relu(jax.lax.dynamic_index_in_dim(pre_global, n, axis=1, keepdims=False) + joint[:, :hidden])
-                r = jax.nn.relu(g @ w_pooled + joint[:, hidden:])
-                logit = r @ w_out + bias[n]
-                u = jax.lax.dynamic_index_in_dim(uniform, n, axis=1, keepdims=False)
-                return bits.at[:, n].set(draw_bits(logit, u, temperature).astype(jnp.float32))
+                return bits.at[:, n].set(draw_bits(logit_at(bits, n), u, temperature).astype(jnp.float32))
 
             return jax.lax.fori_loop(0, M, pitch_body, jnp.zeros((B, M), jnp.float32))
 
         def sample(_):
-            ys, yts = y[:, perm], yt[:, perm]
-            yfs = yf[:, perm][:, :, perm]
-            logits = apply(dur_states, frame, voice_index, ys, yts, yfs, loc, method=_duration_logits)
+            logits = apply(states, y[:, :width], yt[:, :width], yf_seen, v, loc, method=model.duration_logits)
             d = draw_duration(logits, gumbel, temperature).astype(jnp.int32) + NUM_SPECIAL
             d = jnp.where(clamped, clamp_d, d)
-            if fast:
-                bits = notes_fast(yt.at[:, v].set(d))
+            yt_now = yt.at[:, v].set(d)[:, :width]
+            if fast_notes:
+                # Everything but the voice's own onsets is fixed during its pitch loop.
+                context = apply(frame_context, embedded, yt_now, v, method=model.notes_voice_context)
+                bits = draw_pitches(lambda bits, n: apply(context, bits, n, method=model.note_logit_fast))
             else:
-                bits = notes_generic(yts.at[:, 0].set(d), ys, yfs)
+                bits = draw_pitches(lambda bits, n: apply(states, y[:, :width], yt_now, yf_seen, v, bits, n,
+                                                          method=model.note_logit_at))
             return d, jnp.where(clamped[:, None], clamp_n, bits)
 
         def teacher(_):
@@ -547,8 +431,8 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
         ticks = jnp.asarray(NOTE_TICKS, jnp.int32)[jnp.clip(d, 0, len(NOTE_TICKS) - 1)]
         remaining = remaining.at[:, v].set(jnp.where(on_v, ticks, remaining[:, v]))
         ptr = ptr.at[:, v].add((on_v & clamped).astype(jnp.int32))
-        if fast:
-            row = apply(jnp.take(y, v, axis=1)[:, None], method=_notes_pitch_embedding)[:, 0]
+        if fast_notes:
+            row = apply(jnp.take(y, v, axis=1)[:, None], method=model.notes_row_embedding)[:, 0]
             embedded = embedded.at[:, v].set(row)
         return y, yt, remaining, ptr, embedded
 
@@ -573,8 +457,6 @@ def _chunk_fn(config, voices: int, temperature: float, length: int, fast_notes: 
     model = MultiVoiceModel(config)
 
     def run(variables, consts, carry):
-        causal, absolute = model.apply(variables, method=_notes_constants)
-        consts = dict(consts, causal=causal, absolute=absolute)
         body = functools.partial(_frame_step, model, variables, voices, temperature, fast_notes, merge_unused, consts)
         return jax.lax.scan(body, carry, None, length=length)
 
@@ -607,11 +489,11 @@ def _initial_carry(cfg, variables, num_scores: int, voices: int, seed: int, prom
         fallback = min(live) if live else Fraction(0)
         for c, end in enumerate(ends):
             if c < voices and end is not None:
-                remaining[c] = int((end - time if end > time else fallback) * TICKS_PER_QUARTER)
+                remaining[c] = int((end - time if end > time else fallback) * NOTE_VALUE_TICKS_PER_QUARTER)
     # Location time t' = t - frac(pickup) as quarters + phase / TPQ.
     shifted = time - (pickup % 1)
-    ticks = int(round(shifted * TICKS_PER_QUARTER))
-    quarters, phase = divmod(ticks, TICKS_PER_QUARTER)
+    ticks = int(round(shifted * NOTE_VALUE_TICKS_PER_QUARTER))
+    quarters, phase = divmod(ticks, NOTE_VALUE_TICKS_PER_QUARTER)
     rep = lambda x: np.broadcast_to(x, (B,) + np.shape(x)).copy()
     if cfg.history == "full":
         memory = (rep(pad_e[-1]), _stream_states(cfg, variables, B, pad_e, pad_t, pad_f, _window_locations(pad_t, pickup)))
@@ -634,7 +516,8 @@ def _window_locations(durations: np.ndarray, pickup: Fraction) -> np.ndarray:
     shift = pickup % 1
     classes = []
     for time in times:
-        quarters, phase = divmod(int(round((time - shift) * TICKS_PER_QUARTER)), TICKS_PER_QUARTER)
+        ticks = int(round((time - shift) * NOTE_VALUE_TICKS_PER_QUARTER))
+        quarters, phase = divmod(ticks, NOTE_VALUE_TICKS_PER_QUARTER)
         classes.append(int(_location(np.int64(quarters), np.int64(phase))))
     return np.asarray([classes[0]] * first + classes[:len(durations) - first], np.int32)
 
@@ -709,8 +592,8 @@ def sample(
         each (``total`` None with ``beats``).
       pickup: quarter notes before the first barline (location classes and barlines); default 0,
         with a prompt the prompt's.
-      fast_notes: use the specialised pitch loop where supported (hierarchical, float32); False:
-        the generic loop over ``notes.recurrence.last_step`` (any coupled model, slower).
+      fast_notes: the specialised pitch loop (``note_logit_fast``); False: the whole current step
+        at every pitch (``note_logit_at``, slower; a cross-check).
     Returns one :class:`SampledScore` per score (prompt frames first).
     """
     cfg = model.config
@@ -728,7 +611,7 @@ def sample(
     if temperature < 0:
         raise ValueError("temperature must be >= 0")
     consts = _clamp_consts(clamp, cfg.num_voices, cfg.pitch_range, voices)
-    merge = cfg.history == "window" and voices < cfg.num_voices - 1 and (
+    merge = cfg.architecture == "hierarchical" and cfg.history == "window" and voices < cfg.num_voices and (
         prompt is None or _unused_channels_alike(prompt, voices, cfg.voice_history))
     if prompt is not None:
         pickup = prompt.pickup
@@ -751,14 +634,15 @@ def sample(
             # Next frame time of every score (its earliest end): stop when all reached `beats`.
             q, p = out[3][-1], out[4][-1]
             rem = np.where(np.arange(cfg.num_voices) < voices, np.asarray(carry[1]), np.iinfo(np.int32).max).min(1)
-            next_time = q + (p + rem) / TICKS_PER_QUARTER + float(pickup % 1)
+            next_time = q + (p + rem) / NOTE_VALUE_TICKS_PER_QUARTER + float(pickup % 1)
             if (next_time >= beats).all():
                 break
     y, yt, yf, q, p = (np.concatenate([o[i] for o in outputs]) for i in range(5))
     scores = []
     base = pickup % 1
     for b in range(num_scores):
-        times = [Fraction(int(qq)) + Fraction(int(pp), TICKS_PER_QUARTER) + base for qq, pp in zip(q[:, b], p[:, b])]
+        times = [Fraction(int(qq)) + Fraction(int(pp), NOTE_VALUE_TICKS_PER_QUARTER) + base
+                 for qq, pp in zip(q[:, b], p[:, b])]
         keep = len(times) if frames is None else frames
         if beats is not None:
             keep = sum(1 for x in times if x < beats)

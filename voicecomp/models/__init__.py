@@ -3,7 +3,6 @@
 from voicecomp.models.multivoice import (
     ARCHITECTURES,
     FRAME_SHARED_KEYS,
-    NOTE_VALUE_OFFSET,
     PER_EXAMPLE_KEYS,
     MultiVoiceConfig,
     MultiVoiceModel,
@@ -12,7 +11,6 @@ from voicecomp.models.multivoice import (
 __all__ = [
     "ARCHITECTURES",
     "FRAME_SHARED_KEYS",
-    "NOTE_VALUE_OFFSET",
     "PER_EXAMPLE_KEYS",
     "MultiVoiceConfig",
     "MultiVoiceModel",

@@ -227,3 +227,45 @@ def test_greedy_sampler_follows_the_streamed_model():
         bits_set += int(score.notes.sum())
     assert onsets_checked >= 20 and bits_set > 0
     assert scores[0].times[0] == Fraction(0)
+
+
+def test_stream_with_idle_channels_equals_all_channels(kernscores_dir):
+    """Four-voice chorales leave channels 4 and 5 unused all through (START in the padding, then
+    EMPTY; flow only in the padding and the first frame): carried as one idle state, the streams
+    give every example the logits of all six channels, chunk after chunk."""
+    table = _table(kernscores_dir, ["chor006", "chor027"])
+    used = 4
+    assert (table.durations[:, used:] == encoding.EMPTY).all() and (table.durations[:, used - 1] != encoding.EMPTY).any()
+    config, padding, frames, chunk = TINY_FULL, TINY_FULL.voice_history, 40, 22
+    length = padding + frames
+    lanes = [_with_padding(_score_frames(table, s, frames), padding, length) for s in range(2)]
+    stream = {key: np.stack([lane[key] for lane in lanes]) for key in ("e", "t", "f", "loc")}
+    stream["reset"] = np.zeros((2, length), np.int8)
+    stream["reset"][:, 0] = 1
+    assert stream["f"][:, :, used, used].any()  # the idle channels' own recurrence runs
+    narrow = dict(stream, e=stream["e"][:, :, :used], t=stream["t"][:, :, :used], f=stream["f"][:, :, :used, :used],
+                  idle_t=stream["t"][:, :, used], idle_f=stream["f"][:, :, used, used])
+    # every example of the lanes' frames: its lane, table frame, voice and stream position
+    examples = [(lane, *_examples_of_frames(table, np.arange(lo, lo + frames)))
+                for lane, lo in enumerate(table.score_start[:2].tolist())]
+    lane_of = np.concatenate([np.full(frame.size, lane) for lane, frame, _ in examples])
+    frame = np.concatenate([frame for _, frame, _ in examples])
+    voice = np.concatenate([voice for _, _, voice in examples])
+    position = frame - table.score_start[lane_of] + padding
+
+    model = MultiVoiceModel(config)
+    pack = {k: v[:1] for k, v in encoding.gather_frame_batch(table, np.arange(2), history=2).items()}
+    params = model.init(jax.random.PRNGKey(3), pack, method=model.frame_shared)["params"]
+    run = jax.jit(lambda x, c: model.apply({"params": params}, x, c, method=model.stream))
+    carry_all, carry_idle = zero_carry(config, 2), zero_carry(config, 2, channels=used)
+    for start in range(0, length, chunk):
+        inside = (position >= start) & (position < start + chunk)
+        f, v = frame[inside], voice[inside]
+        per_example = {"frame": (lane_of[inside] * chunk + position[inside] - start).astype(np.int32),
+                       "voice": v.astype(np.int32), "own_notes": table.notes[f, v],
+                       "own_duration": table.durations[f, v].astype(np.int32)}
+        window = slice(start, start + chunk)
+        want, carry_all = run({**{k: x[:, window] for k, x in stream.items()}, **per_example}, carry_all)
+        got, carry_idle = run({**{k: x[:, window] for k, x in narrow.items()}, **per_example}, carry_idle)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5, rtol=1e-5)

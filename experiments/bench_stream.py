@@ -48,13 +48,15 @@ def _timed_training(config, task, steps: int) -> dict:
 
     from voicecomp import encoding
     from voicecomp import train as train_lib
+    from voicecomp.optim import make_optimizer
+    from voicecomp.placement import Placement
 
-    placement = train_lib.Placement.local(config.batch_shards)
+    placement = Placement.local(config.batch_shards)
     batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=config.max_frames)
     stream = batcher.training(config.seed, encoding.BatchPosition())
     batches = [next(stream)[1] for _ in range(steps + 2)]
     state = placement.replicate(train_lib.init_state(config, task, {k: v[0] for k, v in batches[0].items()}))
-    train_step = train_lib.make_train_step(task, train_lib.make_optimizer(config),
+    train_step = train_lib.make_train_step(task, make_optimizer(config),
                                            config.loss_events_per_beat / 0.6931471805599453, config.ema_decay)
     for batch in batches[:2]:
         state, metrics = train_step(state, placement.put(batch))
@@ -70,15 +72,10 @@ def _timed_training(config, task, steps: int) -> dict:
 
 
 def _timed_evaluation(config, task, params) -> dict:
-    from voicecomp import train as train_lib
+    from voicecomp import evaluation
 
-    placement = train_lib.Placement.local()
     tick = time.perf_counter()
-    batcher = task.eval_batcher("test_nonpiano", shards=placement.shards, batch_size=96, max_frames=36, size=0, seed=0)
-    result = train_lib.evaluate(train_lib.make_eval_step(task), params, batcher,
-                                train_events_per_beat=config.loss_events_per_beat,
-                                split_events_per_beat=task.events_per_beat("test_nonpiano"), placement=placement,
-                                carry=task.initial_carry(placement.shards), keep_predictions=False)
+    result = evaluation.evaluate(task, params, "test_nonpiano", keep_predictions=False)
     seconds = time.perf_counter() - tick
     return {"seconds": seconds, "examples": result.examples, "examples_per_s": result.examples / seconds,
             "bits_per_beat_reference": result.bits(config.loss_events_per_beat),
@@ -101,8 +98,8 @@ def _timed_sampling(model_config, params) -> dict:
 def bench() -> dict:
     import jax
 
-    from voicecomp import train as train_lib
     from voicecomp.presets import PRESETS
+    from voicecomp.tasks import make_task
     from voicecomp.weights import load_reference_weights
 
     windowed = PRESETS["multi_6"].replace(kernscores_dir=_KERNSCORES_DIR.value, batch_shards=jax.device_count())
@@ -111,11 +108,11 @@ def bench() -> dict:
     results: dict = {"devices": jax.device_count(), "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
                      "lanes": _LANES.value, "chunk_frames": _CHUNK.value}
     splits = ("train", "test_nonpiano")
-    base_task = train_lib.make_task(windowed, splits=splits, progress=False)
+    base_task = make_task(windowed, splits=splits, progress=False)
     rate = round(base_task.events_per_beat("train"), 6)
     windowed, streaming = windowed.replace(loss_events_per_beat=rate), streaming.replace(loss_events_per_beat=rate)
     tasks = {"windowed": base_task,
-             "streaming": train_lib.make_task(streaming, data=base_task.data, splits=splits, progress=False)}
+             "streaming": make_task(streaming, data=base_task.data, splits=splits, progress=False)}
     configs = {"windowed": windowed, "streaming": streaming}
     for name in ("windowed", "streaming"):
         tasks[name].config = configs[name]

@@ -65,7 +65,11 @@ def bench() -> dict:
 
     from voicecomp import encoding
     from voicecomp import train as train_lib
+    from voicecomp.evaluation import make_eval_step
+    from voicecomp.optim import make_optimizer
+    from voicecomp.placement import Placement
     from voicecomp.presets import PRESETS
+    from voicecomp.tasks import make_task
 
     base = PRESETS["multi_6"]
     model = dataclasses.replace(base.model, voice_history=_HISTORY.value, global_history=_HISTORY.value)
@@ -75,13 +79,13 @@ def bench() -> dict:
     shards = _SHARDS.value or devices
     config = config.replace(batch_shards=shards)
     start = time.perf_counter()
-    task = train_lib.make_task(config, splits=("train",), progress=False)
+    task = make_task(config, splits=("train",), progress=False)
     train_rate = task.events_per_beat("train")
     config = config.replace(loss_events_per_beat=round(train_rate, 6))
     task.config = config
     load_s = time.perf_counter() - start
     rss_data = _peak_rss_gb()
-    placement = train_lib.Placement.local(shards)
+    placement = Placement.local(shards)
 
     # prebuilt batches (not timed)
     batcher = task.batcher("train", shards=shards, batch_size=config.batch_size, max_frames=config.max_frames)
@@ -92,11 +96,11 @@ def bench() -> dict:
     eval_stream = eval_batcher.sequential()
     eval_batches = [next(eval_stream) for _ in range(_EVAL_BATCHES.value + 1)]
 
-    tx = train_lib.make_optimizer(config)
+    tx = make_optimizer(config)
     first_pack = {k: v[0] for k, v in train_batches[0].items()}
     state = placement.replicate(train_lib.init_state(config, task, first_pack))
     train_step = train_lib.make_train_step(task, tx, config.loss_events_per_beat / 0.6931471805599453, config.ema_decay)
-    eval_step = train_lib.make_eval_step(task)
+    eval_step = make_eval_step(task)
 
     compile_start = time.perf_counter()
     for batch in train_batches[:2]:
@@ -111,13 +115,13 @@ def bench() -> dict:
     jax.block_until_ready((state, metrics))
     train_s = time.perf_counter() - tick
 
-    jax.block_until_ready(eval_step(state.ema_params, placement.put(eval_batches[0])))
+    jax.block_until_ready(eval_step(state.ema_params, placement.put(eval_batches[0]), None))
     timed = [placement.put(b) for b in eval_batches[1:]]
     eval_examples = sum(int(b["weight"].sum()) for b in eval_batches[1:])
     tick = time.perf_counter()
     outputs = None
     for batch in timed:
-        outputs = eval_step(state.ema_params, batch)
+        outputs = eval_step(state.ema_params, batch, None)
     jax.block_until_ready(outputs)
     eval_s = time.perf_counter() - tick
     return {

@@ -28,10 +28,10 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest rea
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test", "test_nonpiano", "valid"],
                            "Split to evaluate (valid: the held-out scores of a --holdout_validation run).")
 _KERNSCORES_DIR = flags.DEFINE_string("kernscores_dir", None, "KernScores root (default: $VOICECOMP_KERNSCORES).")
-# Small batches keep each recurrent step's working set in cache: on a 2-core CPU 96/36
-# evaluated ~35% faster than 256/96.
-_BATCH = flags.DEFINE_integer("batch_size", 96, "Examples per evaluation batch.")
-_MAX_FRAMES = flags.DEFINE_integer("max_frames", 36, "Distinct frames per batch (their examples share history).")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Examples per evaluation batch (default: "
+                              "voicecomp.evaluation.EVAL_BATCH_SIZE, small batches that stay in cache).")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Distinct frames per batch, their examples share history "
+                                   "(default: voicecomp.evaluation.EVAL_MAX_FRAMES).")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate a fixed seeded sample of this many examples (0: all).")
 _JSON = flags.DEFINE_bool("json", False, "End the output with one JSON line of the figures.")
 _HISTORY = flags.DEFINE_enum("history", None, ["window", "full"], "Evaluate the checkpoint's cells with this history "
@@ -68,7 +68,8 @@ def main(argv):
     if len(argv) > 1:
         raise cli.UsageError(f"unexpected arguments {argv[1:]}")
     check_flags()
-    from voicecomp import train as train_lib
+    from voicecomp import evaluation
+    from voicecomp.tasks import make_task
 
     config, _, state, step = load(_CHECKPOINT.value, _STEP.value, _KERNSCORES_DIR.value)
     if _KERNSCORES_DIR.value:
@@ -78,19 +79,12 @@ def main(argv):
             config = config.replace(model=dataclasses.replace(config.model, history=_HISTORY.value))
         except (TypeError, ValueError) as err:  # a single-voice run, or cells with no full-history form
             raise cli.UsageError(f"--history={_HISTORY.value}: {err}") from None
-    placement = train_lib.Placement.local()
-    config = config.replace(batch_shards=placement.shards)
-    task = train_lib.make_task(config, splits=(_SPLIT.value,))
+    task = make_task(config, splits=(_SPLIT.value,))
     start = time.perf_counter()
     # --limit: a fixed seeded sample of examples (windowed) or of whole scores holding about as many
-    batcher = task.eval_batcher(_SPLIT.value, shards=placement.shards, batch_size=_BATCH.value,
-                                max_frames=_MAX_FRAMES.value, size=_LIMIT.value, seed=999)
-    result = train_lib.evaluate(
-        train_lib.make_eval_step(task), state.ema_params, batcher,
-        train_events_per_beat=config.loss_events_per_beat or task.events_per_beat("train"),
-        split_events_per_beat=task.events_per_beat(_SPLIT.value), progress=True, placement=placement,
-        carry=task.initial_carry(placement.shards),
-    )
+    result = evaluation.evaluate(task, state.ema_params, _SPLIT.value, size=_LIMIT.value,
+                                 batch_size=_BATCH.value or evaluation.EVAL_BATCH_SIZE,
+                                 max_frames=_MAX_FRAMES.value or evaluation.EVAL_MAX_FRAMES, progress=True)
     seconds = time.perf_counter() - start
     print(f"checkpoint {_CHECKPOINT.value} (step {step}), split {_SPLIT.value}: {result.examples:,} examples "
           f"in {seconds:.1f} s ({result.examples / seconds:,.0f} examples/s)")

@@ -23,6 +23,7 @@ from voicecomp import cli
 from voicecomp import encoding, weights
 from voicecomp import train as train_lib
 from voicecomp.config import TrainConfig
+from voicecomp.tasks import make_task
 
 _WEIGHTS = flags.DEFINE_string("weights", None, "Reference .npz (e.g. multipart6_weights.npz).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output work directory (must not hold a run).")
@@ -54,7 +55,7 @@ def import_reference(weights_path: str, workdir: str, train_events_per_beat: flo
     params = weights.params_from_reference(arrays, config.model)["params"]
     if os.path.isdir(os.path.join(workdir, checkpoint_lib.CHECKPOINTS)):
         raise ValueError(f"{workdir} already holds checkpoints")
-    task = train_lib.make_task(config)
+    task = make_task(config)
     state = train_lib.init_state(config, task, task.dummy_pack())
     state = state.replace(params=params, ema_params=params)
     checkpoint_lib.write_config(workdir, config)

@@ -52,21 +52,12 @@ def log(message: str) -> None:
 
 
 def train_config():
-    from voicecomp.config import TrainConfig
-    from voicecomp.models.multivoice import MultiVoiceConfig
+    """The main job's preset (``main``, :func:`voicecomp.tasks.multivoice.main_job_config`) at these flags."""
+    from voicecomp.tasks.multivoice import main_job_config
 
-    steps = _STEPS.value
-    model = MultiVoiceConfig(architecture="hierarchical", voice_history=_HISTORY.value, global_history=_HISTORY.value,
-                             duration_hidden=_HIDDEN.value, notes_hidden=_HIDDEN.value, pitch_embedding=8,
-                             init_std=0.01)
-    lr = _LR.value
-    return TrainConfig(
-        model=model, corpus=_CORPUS.value, kernscores_dir=_KERNSCORES_DIR.value, optimizer="adam",
-        learning_rate=lr, lr_schedule=f"{lr}@0,{lr / 2}@{max(1, steps * 3 // 4)}", l2=0.0, ema_decay=0.99,
-        batch_size=_BATCH.value, num_steps=steps, seed=_SEED.value, log_every=max(1, min(100, steps // 20)),
-        eval_every=max(1, steps // 2), eval_examples=2000, checkpoint_every=max(1, steps // 4),
-        experiment="main",
-    )
+    return main_job_config(corpus=_CORPUS.value, kernscores_dir=_KERNSCORES_DIR.value, num_steps=_STEPS.value,
+                           batch_size=_BATCH.value, history=_HISTORY.value, hidden=_HIDDEN.value,
+                           learning_rate=_LR.value, seed=_SEED.value)
 
 
 def parse_corpus(config) -> None:
@@ -109,8 +100,7 @@ def check_stored_model(config, workdir: Path) -> None:
 
     if (workdir / checkpoint_lib.CONFIG_FILE).is_file():
         stored = checkpoint_lib.read_config(str(workdir))
-        differs = checkpoint_lib.settings_that_differ(
-            stored, config, ignore=frozenset({"loss_events_per_beat", "batch_shards"}))
+        differs = checkpoint_lib.settings_that_differ(stored, config)
         if differs:
             raise cli.UsageError(f"--out_dir={workdir.parent} holds a model trained with other settings "
                                  f"({', '.join(differs)}); delete {workdir} or choose another --out_dir")
@@ -128,22 +118,17 @@ def train_model(config, workdir: Path) -> None:
 
 
 def evaluate_model(workdir: Path) -> dict:
+    from voicecomp import evaluation
     from voicecomp import train as train_lib
+    from voicecomp.tasks import make_task
 
     start = time.perf_counter()
     config, _, state, step = train_lib.load_checkpoint(str(workdir))
     split = "test" if config.corpus == "palestrina" else "test_nonpiano"  # the paper's split on KernScores
-    task = train_lib.make_task(config, splits=(split,), progress=False)
-    examples = None
-    if _EVAL_EXAMPLES.value:
-        examples = train_lib.sample_examples(task.num_examples(split), _EVAL_EXAMPLES.value, seed=999)
-    placement = train_lib.Placement.local()
-    batcher = task.batcher(split, shards=placement.shards, batch_size=256, max_frames=128, examples=examples)
-    log(f"evaluating step {step} on the {split} split: {batcher.num_examples:,} examples")
-    result = train_lib.evaluate(train_lib.make_eval_step(task), state.ema_params, batcher,
-                                train_events_per_beat=config.loss_events_per_beat or task.events_per_beat("train"),
-                                split_events_per_beat=task.events_per_beat(split), progress=True, placement=placement,
-                                keep_predictions=True)
+    task = make_task(config, splits=(split,), progress=False)
+    examples = task.num_examples(split)
+    log(f"evaluating step {step} on the {split} split: {min(_EVAL_EXAMPLES.value or examples, examples):,} examples")
+    result = evaluation.evaluate(task, state.ema_params, split, size=_EVAL_EXAMPLES.value, progress=True)
     seconds = time.perf_counter() - start
     print(result.table(), flush=True)
     figures = {"split": split, "step": step, "seconds": seconds, **result.as_dict()}

@@ -4,7 +4,7 @@
   python experiments/reproduce_singlevoice.py --rows=6 --steps=3000 --hidden=300
   python experiments/reproduce_singlevoice.py --rows=12,18,21 --budget_minutes=10
 
-Each row trains its preset (``voicecomp.singlevoice.SINGLE_VOICE_PRESETS``: batch 300, SGD
+Each row trains its preset (``voicecomp.tasks.singlevoice.PRESETS``: batch 300, SGD
 momentum 0.95, the notebook's two learning-rate stages, iterate averaging 0.999) on the full
 train parts for ``--steps`` steps (default: the row's preset count scaled by ``--scale``; the
 learning rate drops at the same fraction of the run as in the preset), then evaluates the
@@ -32,10 +32,13 @@ import time
 import jax
 import numpy as np
 
-from voicecomp import cli, metrics
+from voicecomp import checkpoint as checkpoint_lib
+from voicecomp import cli, evaluation, metrics
 from voicecomp import train as train_lib
-from voicecomp import singlevoice as sv
 from voicecomp.config import parse_schedule
+from voicecomp.data.parts import build_parts
+from voicecomp.tasks import singlevoice as sv
+from voicecomp.vocab import SINGLE_VOICE_EVENTS_PER_BEAT
 
 
 def scaled_config(config, steps: int, hidden: int | None):
@@ -59,7 +62,7 @@ def calibrate(config, task, workdir: str, steps: int = 10) -> tuple[float, float
     train_lib.train(config.replace(num_steps=steps, log_every=1, keep_checkpoints=1), workdir,
                     task=task, progress=False)
     total = time.perf_counter() - tick
-    rates = [r["examples_per_s"] for r in train_lib.read_metrics(workdir) if r["kind"] == "train" and r["step"] > 2]
+    rates = [r["examples_per_s"] for r in checkpoint_lib.read_metrics(workdir) if r["kind"] == "train" and r["step"] > 2]
     shutil.rmtree(workdir, ignore_errors=True)
     per_step = config.batch_size / float(np.median(rates))
     return max(total - steps * per_step, 0.0), per_step
@@ -85,7 +88,7 @@ def main():
         row_numbers = [int(r) for r in args.rows.split(",") if r]
     except ValueError:
         parser.error(f"--rows must be comma-separated integers, got {args.rows!r}")
-    unknown = [r for r in row_numbers if f"single_{r:02d}" not in sv.SINGLE_VOICE_PRESETS]
+    unknown = [r for r in row_numbers if f"single_{r:02d}" not in sv.PRESETS]
     if unknown:
         parser.error(f"--rows: Table 6 has rows 1-22, got {unknown}")
     for name, zero in (("steps", True), ("scale", False), ("budget_minutes", True), ("eval_batch", False),
@@ -101,7 +104,7 @@ def main():
 
     start = time.perf_counter()
     corpus = load_corpus("kernscores", kernscores_dir=args.kernscores_dir, progress=False)
-    tables = {split: sv.build_parts(corpus, split) for split in ("train", "test")}
+    tables = {split: build_parts(corpus, split) for split in ("train", "test")}
     print(f"parts: train {tables['train'].num_examples:,} events, test {tables['test'].num_examples:,} "
           f"({time.perf_counter() - start:.1f} s)", flush=True)
 
@@ -109,7 +112,7 @@ def main():
     budget = 60 * args.budget_minutes
     for row in row_numbers:
         name = f"single_{row:02d}"
-        preset = sv.SINGLE_VOICE_PRESETS[name].replace(kernscores_dir=args.kernscores_dir)
+        preset = sv.PRESETS[name].config.replace(kernscores_dir=args.kernscores_dir)
         steps = args.steps or max(int(preset.num_steps * args.scale), 1)
         config = scaled_config(preset, steps, args.hidden)
         workdir = os.path.join(args.workdir, name)
@@ -131,21 +134,18 @@ def main():
         steps = int(state.step)
         train_s = time.perf_counter() - tick
         averaged = steps >= 5 / (1 - config.ema_decay)
-        result = train_lib.evaluate(
-            train_lib.make_eval_step(task), state.ema_params if averaged else state.params,
-            task.batcher("test", shards=1, batch_size=args.eval_batch,
-                         examples=train_lib.sample_examples(task.num_examples("test"), args.eval_examples, seed=2019)),
-            train_events_per_beat=sv.REFERENCE_EVENTS_PER_BEAT, split_events_per_beat=sv.REFERENCE_EVENTS_PER_BEAT,
-            keep_predictions=False,
-        )
+        result = evaluation.evaluate(task, state.ema_params if averaged else state.params, "test",
+                                     size=args.eval_examples, seed=2019, batch_size=args.eval_batch,
+                                     keep_predictions=False)
         wall = time.perf_counter() - tick
-        bits = result.bits(sv.REFERENCE_EVENTS_PER_BEAT)
-        stderr = metrics.bits_per_beat(result.total_nats_stderr, sv.REFERENCE_EVENTS_PER_BEAT)
+        paper = sv.PRESETS[name].paper  # Table 6's figures for the row
+        bits = result.bits(SINGLE_VOICE_EVENTS_PER_BEAT)
+        stderr = metrics.bits_per_beat(result.total_nats_stderr, SINGLE_VOICE_EVENTS_PER_BEAT)
         entry = {"row": row, "name": name, "describe": config.model.describe(), "steps": steps,
                  "params": train_lib.count_parameters(state.params), "time": bits["time"],
                  "notes": bits["notes"], "total": bits["total"], "train_s": train_s, "wall_s": wall,
                  "budget_s": budget, "eval_examples": result.examples, "total_stderr": stderr, "evaluated": "average" if averaged else "last",
-                 "paper": sv.SINGLE_VOICE_PAPER.get(name)}
+                 "paper": (paper["time"], paper["notes"])}
         rows.append(entry)
         print(f"-> {name}: time {bits['time']:.3f} notes {bits['notes']:.3f} total {bits['total']:.3f} "
               f"(+- {stderr:.3f}) bits/beat on {result.examples:,} test examples ({wall:.0f} s)", flush=True)

@@ -308,7 +308,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _final_eval_row(workdir: Path, step: int) -> Optional[dict[str, Any]]:
-    from voicecomp.train import read_metrics
+    from voicecomp.checkpoint import read_metrics
 
     rows = [r for r in read_metrics(str(workdir)) if r.get("kind") == "eval" and r.get("step") == step]
     return rows[-1] if rows else None

@@ -60,8 +60,8 @@ EVALUATE = [
          r"--step=7: \S+ has checkpoints at steps 0$"),
     Case("corpus_folder_without_corpus", ("--checkpoint={published}", "--kernscores_dir={empty}"), DATA,
          r"--kernscores_dir=\S+: holds none of the KernScores corpus folders"),
-    Case("unknown_split", ("--checkpoint={published}", "--split=valid"), USAGE,
-         r"flag --split=valid: value should be one of"),
+    Case("unknown_split", ("--checkpoint={published}", "--split=validation"), USAGE,
+         r"flag --split=validation: value should be one of"),
 ]
 
 SAMPLE = [

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from voicecomp import curves  # noqa: E402
-from voicecomp import train as train_lib  # noqa: E402
+from voicecomp import checkpoint as checkpoint_lib  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,9 @@ def test_visible_range():
 
 
 def test_plot_writes_the_png(tmp_path, published_rows):
-    with open(tmp_path / train_lib.METRICS_FILE, "w") as handle:
+    with open(tmp_path / checkpoint_lib.METRICS_FILE, "w") as handle:
         for row in published_rows[:40]:
             handle.write(json.dumps(row) + "\n")
     path = curves.plot_learning_curves(str(tmp_path))
-    assert path == str(tmp_path / train_lib.CURVES_FILE)
-    assert (tmp_path / train_lib.CURVES_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path == str(tmp_path / curves.CURVES_FILE)
+    assert (tmp_path / curves.CURVES_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from test_train import train_command
+from voicecomp import checkpoint as checkpoint_lib
 from voicecomp import train as train_lib
 
 
@@ -24,7 +25,7 @@ def test_four_devices_match_one(tmp_path, chorale_root):
         # the child really ran on the forced devices (train() reports them)
         assert f"4 batch shard(s) on {devices} device(s)" in result.stdout, result.stdout
         runs[devices] = workdir
-    losses = {d: [r["loss"] for r in train_lib.read_metrics(str(w)) if r["kind"] == "train"] for d, w in runs.items()}
+    losses = {d: [r["loss"] for r in checkpoint_lib.read_metrics(str(w)) if r["kind"] == "train"] for d, w in runs.items()}
     assert len(losses[1]) == 10
     np.testing.assert_allclose(losses[4], losses[1], rtol=1e-5)
     (_, _, one, _), (_, _, four, _) = (train_lib.load_checkpoint(str(runs[d])) for d in (1, 4))

@@ -15,8 +15,9 @@ import pytest
 from absl import flags
 
 from voicecomp import flags as vc_flags
-from voicecomp import presets
+from voicecomp import presets, tasks
 from voicecomp.config import TrainConfig, parse_schedule
+from voicecomp.tasks import multivoice
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", sorted(presets.PRESETS))
 def test_presets_round_trip_through_json(name):
     config = presets.PRESETS[name]
-    assert TrainConfig.from_json(config.to_json()) == config
+    assert tasks.config_from_json(config.to_json()) == config
     assert config.experiment == name
 
 
@@ -84,7 +85,7 @@ def test_table4_presets_follow_the_notebooks(recipes):
     assert sorted(recipes, key=int) == [str(i) for i in range(1, 9)]
     for exp, recipe in recipes.items():
         name = f"multi_{exp}"
-        config, written = presets.PRESETS[name], presets.RECIPES[name]
+        config, written = presets.PRESETS[name], multivoice.RECIPES[name]
         stages = recipe["stages"]
         rates = tuple(stage["learning_rate"] for stage in stages)
         assert written.stages == rates, name
@@ -102,12 +103,12 @@ def test_table4_presets_follow_the_notebooks(recipes):
         if recipe["train_corpora"] == "all":
             assert config.corpora == (), name
         else:
-            assert recipe["train_corpora"] == "non-piano" and config.corpora == presets.non_piano_corpora(), name
+            assert recipe["train_corpora"] == "non-piano" and config.corpora == multivoice.non_piano_corpora(), name
         # The schedule runs the stages in order; repeated rates are one stage (their restarts are unknown).
         schedule = parse_schedule(config.lr_schedule, config.learning_rate)
         merged = [r for i, r in enumerate(rates) if i == 0 or r != rates[i - 1]]
         assert [rate for _, rate in schedule] == merged, name
-        assert [step for step, _ in schedule] == presets.stage_starts(len(merged)), name
+        assert [step for step, _ in schedule] == multivoice.stage_starts(len(merged)), name
         assert schedule[-1][0] < config.num_steps, name
 
 
@@ -119,9 +120,9 @@ def test_stage_boundaries_are_the_published_runs_restarts(shared_dir):
     epoch_ends = [0] + [b for a, b in zip(steps, steps[1:]) if b - a != 5000]
     epoch = min(b - a for a, b in zip(epoch_ends, epoch_ends[1:]))
     restarts = [b - epoch for a, b in zip(epoch_ends, epoch_ends[1:]) if b - a != epoch]
-    assert set(presets.EXP6_STAGE_STARTS[1:]) <= set(restarts)
-    assert steps[-1] == presets.PUBLISHED_NUM_STEPS
-    for start in presets.EXP6_STAGE_STARTS[1:3]:  # 0.003 -> 0.001 -> 0.0003: the curve drops at once
+    assert set(multivoice.EXP6_STAGE_STARTS[1:]) <= set(restarts)
+    assert steps[-1] == multivoice.PUBLISHED_NUM_STEPS
+    for start in multivoice.EXP6_STAGE_STARTS[1:3]:  # 0.003 -> 0.001 -> 0.0003: the curve drops at once
         assert curve[str(start + 5000)] < curve[str(start)] - 0.05
 
 
@@ -197,7 +198,7 @@ def test_print_config_shows_the_presets_stages(recipes):
                           "--print_config"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
     text, _, summary = out.stdout.strip().rpartition("\n")
-    config = TrainConfig.from_json(text)
+    config = tasks.config_from_json(text)
     assert config == presets.PRESETS["multi_3"]
     rates = [stage["learning_rate"] for stage in recipes["3"]["stages"]]
     assert rates == [1e-4, 3e-5, 1e-5]

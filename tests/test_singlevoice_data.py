@@ -1,4 +1,4 @@
-"""Single-voice dataset (SPEC §1.5): voice-parts, histories r(m) and r~(m)."""
+"""Single-voice dataset (SPEC §1.5, voicecomp.data.parts): voice-parts, histories r(m) and r~(m)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from voicecomp import singlevoice as sv
+from voicecomp.data import parts as sv
 from voicecomp.data.humdrum import TICKS_PER_QUARTER
 from voicecomp.encoding import NUM_SPECIAL, PITCH_RANGE, START, gather_examples
+from voicecomp.vocab import SINGLE_VOICE_EVENTS_PER_BEAT
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_events_per_beat(parts):
     assert train.events_per_beat == pytest.approx(1.2164, abs=1e-4)
     # the reference's fixed 1.219 is the rate of the whole parts data set (train + test)
     total = (train.num_events + test.num_events) / (train.beats + test.beats)
-    assert total == pytest.approx(sv.REFERENCE_EVENTS_PER_BEAT, abs=5e-4)
+    assert total == pytest.approx(SINGLE_VOICE_EVENTS_PER_BEAT, abs=5e-4)
 
 
 @pytest.mark.parametrize("history_m", [1, 5, 10])

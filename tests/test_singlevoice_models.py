@@ -10,9 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from voicecomp import singlevoice as sv
+from voicecomp import checkpoint as checkpoint_lib
+from voicecomp import tasks
 from voicecomp import train as train_lib
+from voicecomp.data import parts
 from voicecomp.encoding import BatchPosition
+from voicecomp.optim import make_optimizer
+from voicecomp.tasks import singlevoice as sv
 from voicecomp.models.singlevoice import SingleVoiceConfig, SingleVoiceModel
 
 TRAIN_IDS = ("bach.chorales.chor001", "bach.chorales.chor002", "bach.chorales.chor003")
@@ -37,43 +41,42 @@ class SubCorpus:
 @pytest.fixture(scope="module")
 def small(kernscores_corpus):
     corpus = SubCorpus(kernscores_corpus, TRAIN_IDS + TEST_IDS)
-    tables = {split: sv.build_parts(corpus, split) for split in ("train", "test")}
+    tables = {split: parts.build_parts(corpus, split) for split in ("train", "test")}
     assert tables["train"].num_parts == 12 and tables["test"].num_parts == 8
     return corpus, tables
 
 
 def _small_config(name, **model_changes):
-    config = sv.SINGLE_VOICE_PRESETS[name]
+    config = sv.PRESETS[name].config
     return config.replace(model=dataclasses.replace(config.model, **{**SMALL, **model_changes}), batch_size=30,
                           batch_shards=1, num_steps=1, eval_every=0, checkpoint_every=0, log_every=1)
 
 
 def test_presets_cover_table6():
-    assert sorted(sv.SINGLE_VOICE_PRESETS) == [f"single_{i:02d}" for i in range(1, 23)]
-    for name, config in sv.SINGLE_VOICE_PRESETS.items():
+    assert sorted(sv.PRESETS) == [f"single_{i:02d}" for i in range(1, 23)]
+    for name, preset in sv.PRESETS.items():
+        config = preset.config
         assert config.task == "singlevoice" and config.experiment == name
         assert config.loss_events_per_beat == pytest.approx(1.219) and config.batch_size == 300
         assert config.model.hidden == 300 and config.model.init_scale == 0.01
         # JSON round trip (checkpoints carry the configuration)
-        from voicecomp.config import TrainConfig
-
-        assert TrainConfig.from_json(config.to_json()) == config
-    assert set(sv.SINGLE_VOICE_PAPER) <= set(sv.SINGLE_VOICE_PRESETS)
-    assert sum(sv.SINGLE_VOICE_PAPER["single_01"]) == pytest.approx(10.07)
-    history = {n: c.model.history for n, c in sv.SINGLE_VOICE_PRESETS.items()}
+        assert tasks.config_from_json(config.to_json()) == config
+    paper = sv.PRESETS["single_01"].paper
+    assert paper["time"] + paper["notes"] == pytest.approx(paper["total"]) == pytest.approx(10.07)
+    history = {n: p.config.model.history for n, p in sv.PRESETS.items()}
     assert history["single_02"] == 1 and history["single_09"] == 5 and history["single_16"] == 10
-    assert sv.SINGLE_VOICE_PRESETS["single_22"].model.history_source == "frame"
+    assert sv.PRESETS["single_22"].config.model.history_source == "frame"
 
 
 def test_every_preset_takes_a_finite_training_step(small):
     corpus, tables = small
-    for name in sorted(sv.SINGLE_VOICE_PRESETS):
+    for name in sorted(sv.PRESETS):
         config = _small_config(name)
         task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
         batcher = task.batcher("train", shards=1, batch_size=config.batch_size)
         _, batch = next(batcher.training(config.seed, BatchPosition()))
         state = train_lib.init_state(config, task, {k: v[0] for k, v in batch.items()})
-        step = train_lib.make_train_step(task, train_lib.make_optimizer(config), 1.219 / math.log(2), 0.999)
+        step = train_lib.make_train_step(task, make_optimizer(config), 1.219 / math.log(2), 0.999)
         with jax.disable_jit():  # op by op: 22 compilations would dominate the test's time
             state, metrics = step(state, batch)
         assert math.isfinite(float(metrics["loss"])), name
@@ -88,7 +91,7 @@ def test_train_loop_runs_a_preset(small, tmp_path):
     task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
     state = train_lib.train(config, str(tmp_path), task=task, progress=False)
     assert int(state.step) == 3
-    rows = train_lib.read_metrics(str(tmp_path))
+    rows = checkpoint_lib.read_metrics(str(tmp_path))
     evals = [r for r in rows if r["kind"] == "eval"]
     assert evals and evals[-1]["test"]["bits_per_beat_reference"]["events_per_beat"] == pytest.approx(1.219)
     assert math.isfinite(evals[-1]["test"]["bits_per_beat_reference"]["total"])
@@ -184,8 +187,8 @@ def test_frame_history_preset_gathers_channel_history(small):
     config = _small_config("single_22")
     task = sv.SingleVoiceTask(config, data=tables, corpus=corpus)
     batch = task.gather("test", np.arange(20))
-    frames = sv.build_voice_frame_table(corpus, "test")
-    expected = sv.gather_part_frame_history(tables["test"], frames, np.arange(20), 10)
+    frames = parts.build_voice_frame_table(corpus, "test")
+    expected = parts.gather_part_frame_history(tables["test"], frames, np.arange(20), 10)
     for key in expected:
         np.testing.assert_array_equal(batch[key], expected[key])
 

@@ -121,7 +121,7 @@ def _tiny_task(table: encoding.FrameTable, lanes: int, chunk: int):
 
 def test_carried_chunks_equal_one_pass(kernscores_dir):
     """Short chunks over 2 lanes, states carried: every example's losses equal one long chunk's."""
-    from voicecomp import train as train_lib
+    from voicecomp import evaluation
 
     table = _table(kernscores_dir, ["chor006", "chor027", "chor001"])
     results = {}
@@ -129,9 +129,9 @@ def test_carried_chunks_equal_one_pass(kernscores_dir):
         task, params = _tiny_task(table, lanes, chunk)
         batcher = task.eval_batcher("test", shards=1)
         assert batcher.num_examples == table.num_examples
-        results[lanes] = train_lib.evaluate(train_lib.make_eval_step(task), params, batcher,
-                                            train_events_per_beat=4.0, split_events_per_beat=4.0,
-                                            carry=task.initial_carry(1))
+        results[lanes] = evaluation.evaluate_batches(evaluation.make_eval_step(task), params, batcher,
+                                                     train_events_per_beat=4.0, split_events_per_beat=4.0,
+                                                     carry=task.initial_carry(1))
     assert results[1].examples == results[2].examples == table.num_examples
     np.testing.assert_allclose(results[1].time_nats, results[2].time_nats, rtol=1e-6)
     np.testing.assert_allclose(results[1].note_nats, results[2].note_nats, rtol=1e-6)

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from voicecomp import encoding
+from voicecomp import checkpoint as checkpoint_lib
+from voicecomp import curves, encoding, evaluation
 from voicecomp import train as train_lib
 from voicecomp.config import TrainConfig
 from voicecomp.models.multivoice import MultiVoiceConfig
@@ -41,12 +42,12 @@ def chorale_data(kernscores_corpus, encoded_kernscores):
 
 def test_loss_falls(tmp_path, chorale_data):
     train_lib.train(TINY.replace(num_steps=60, eval_every=30), str(tmp_path), data=chorale_data, progress=False)
-    rows = train_lib.read_metrics(str(tmp_path))
+    rows = checkpoint_lib.read_metrics(str(tmp_path))
     losses = [r["loss"] for r in rows if r["kind"] == "train"]
     evals = [r["test"]["bits_per_beat_reference"]["total"] for r in rows if r["kind"] == "eval"]
     assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
     assert len(evals) == 3 and evals[-1] < evals[0]
-    assert (tmp_path / train_lib.CURVES_FILE).is_file()
+    assert (tmp_path / curves.CURVES_FILE).is_file()
 
 
 def test_nonfinite_loss_stops_with_checkpoint_intact(tmp_path, chorale_data):
@@ -99,7 +100,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root, extr
     process.wait()
     # Where the kill landed: the newest checkpoint and the last logged step of the killed run.
     saved = sorted(int(p.name) for p in (resumed / "checkpoints").iterdir() if p.name.isdigit())
-    killed_at = max(r["step"] for r in train_lib.read_metrics(str(resumed)) if r["kind"] == "train")
+    killed_at = max(r["step"] for r in checkpoint_lib.read_metrics(str(resumed)) if r["kind"] == "train")
     assert saved and saved[-1] < 40 and killed_at < 40, (saved, killed_at)  # killed mid-run
     result = subprocess.run(train_command(resumed, root, extra), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -113,7 +114,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, chorale_root, extr
     assert len(leaves(a)) == len(leaves(b)) and (not extra or a.carry is not None)
     for x, y in zip(leaves(a), leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    losses = lambda d: [(r["step"], r["loss"]) for r in train_lib.read_metrics(str(d)) if r["kind"] == "train"]
+    losses = lambda d: [(r["step"], r["loss"]) for r in checkpoint_lib.read_metrics(str(d)) if r["kind"] == "train"]
     assert losses(straight) == losses(resumed)
 
 
@@ -131,8 +132,8 @@ def test_leaving_idle_channels_out_is_exact(frame_tables):
         if drop:
             channels = {b["e"].shape[3] for b in batcher.sequential()}
             assert len(channels) > 1 and min(channels) < 6
-        results[drop] = train_lib.evaluate(train_lib.make_eval_step(task), params, batcher,
-                                           train_events_per_beat=4.0, split_events_per_beat=4.0)
+        results[drop] = evaluation.evaluate_batches(evaluation.make_eval_step(task), params, batcher,
+                                                    train_events_per_beat=4.0, split_events_per_beat=4.0)
     assert results[True].examples == results[False].examples == 600
     np.testing.assert_allclose(results[True].time_nats, results[False].time_nats, rtol=1e-6)
     np.testing.assert_allclose(results[True].note_nats, results[False].note_nats, rtol=1e-6)

@@ -1,14 +1,16 @@
-"""Orbax checkpoints of a training run: state, data position and configuration.
+"""A run's work directory: configuration, orbax checkpoints and the metrics log.
 
 A work directory holds ``config.json`` (the run's :class:`TrainConfig`),
 ``checkpoints/<step>/`` (orbax; written to a temporary folder and renamed, so a
-killed run never leaves a half-written step), ``metrics.jsonl`` and plots.
-Restoring walks back from the newest step past any that cannot be read.
+killed run never leaves a half-written step), ``metrics.jsonl`` (one JSON row per
+log line or evaluation) and plots.  Restoring walks back from the newest step past
+any that cannot be read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any, Optional
@@ -16,22 +18,29 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from voicecomp import tasks
 from voicecomp.config import TrainConfig
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
 
 
 # Settings a run may change when it is resumed: they do not change what a step computes.
 RESUMABLE_CHANGES = frozenset({"num_steps", "kernscores_dir"})
 
 
-def settings_that_differ(stored: TrainConfig, config: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
-    """The fields that make ``config`` another run than the ``stored`` one (beyond
-    :data:`RESUMABLE_CHANGES` and ``ignore``): the single "is this the same run?" rule."""
-    skip = RESUMABLE_CHANGES | ignore
-    return sorted(f.name for f in dataclasses.fields(config)
-                  if f.name not in skip and getattr(stored, f.name) != getattr(config, f.name))
+def settings_that_differ(stored: TrainConfig, config: TrainConfig) -> list[str]:
+    """The fields that make ``config`` another run than the ``stored`` one, beyond
+    :data:`RESUMABLE_CHANGES`: the single "is this the same run?" rule (``train()``, the
+    command-line pre-check and the main job all ask it).
+
+    Settings resolved when a run starts compare as resolved: an unset ``batch_shards`` is the
+    device count, an unset ``loss_events_per_beat`` the stored run's measured rate."""
+    resolved = config.replace(batch_shards=config.batch_shards or jax.device_count(),
+                              loss_events_per_beat=config.loss_events_per_beat or stored.loss_events_per_beat)
+    return sorted(f.name for f in dataclasses.fields(resolved)
+                  if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(resolved, f.name))
 
 
 def write_config(workdir: str, config: TrainConfig) -> None:
@@ -47,7 +56,7 @@ def read_config(workdir: str) -> TrainConfig:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{workdir} holds no {CONFIG_FILE}: not a voicecomp work directory")
     with open(path) as handle:
-        return TrainConfig.from_json(handle.read())
+        return tasks.config_from_json(handle.read())
 
 
 class Checkpointer:
@@ -113,3 +122,35 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+    """The rows of ``workdir``'s metrics log (none if it has none yet)."""
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a kill: everything before it is intact
+    return rows
+
+
+def rewrite_metrics(workdir: str, rows: list[dict[str, Any]]) -> None:
+    """Replace the metrics log by ``rows`` (atomically: a resumed run drops rows past its checkpoint)."""
+    path = os.path.join(workdir, METRICS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def append_metrics(workdir: str, row: dict[str, Any]) -> None:
+    with open(os.path.join(workdir, METRICS_FILE), "a") as handle:
+        handle.write(json.dumps(row) + "\n")

@@ -167,11 +167,10 @@ def check_train_config(config, workdir: Optional[str] = None, *, here: bool = Tr
     anything is written: value ranges, the schedule, the optimiser, and -- for a run on this
     host (``here``) -- its devices, the corpus folder and (with ``workdir``) a run already
     there.  Raises a usage error naming the flag, or a :class:`DataError` for a folder."""
-    import jax
-
     from voicecomp import checkpoint as checkpoint_lib
-    from voicecomp import train as train_lib
     from voicecomp.config import parse_schedule
+    from voicecomp.optim import make_optimizer
+    from voicecomp.placement import Placement
 
     for name, zero in (("batch_size", False), ("num_steps", True), ("max_frames", True), ("batch_shards", True),
                        ("log_every", False), ("eval_every", True), ("eval_examples", False),
@@ -186,11 +185,11 @@ def check_train_config(config, workdir: Optional[str] = None, *, here: bool = Tr
         raise app.UsageError(f"--lr_schedule={config.lr_schedule}: {err}; expected value@step,...") from None
     check(all(rate > 0 for _, rate in points), f"--lr_schedule={config.lr_schedule}: every rate must be > 0")
     check(all(step >= 0 for step, _ in points), f"--lr_schedule={config.lr_schedule}: steps must be >= 0")
-    train_lib.make_optimizer(config)  # the optimiser is an enum flag; this builds nothing slow
+    make_optimizer(config)  # the optimiser is an enum flag; this builds nothing slow
     if not here:
         return
     try:
-        train_lib.Placement.local(config.batch_shards)
+        Placement.local(config.batch_shards)
     except ValueError as err:
         raise app.UsageError(f"--batch_shards={config.batch_shards}: {err}") from None
     if config.corpus == "kernscores":
@@ -201,10 +200,7 @@ def check_train_config(config, workdir: Optional[str] = None, *, here: bool = Tr
         raise DataError(f"--workdir={workdir}: exists and is not a directory")
     if os.path.isfile(os.path.join(workdir, checkpoint_lib.CONFIG_FILE)):
         stored = read_run_config(workdir, "--workdir")
-        # Values measured or resolved when a run starts are compared only where given.
-        resolved = config.replace(batch_shards=config.batch_shards or jax.device_count(),
-                                  loss_events_per_beat=config.loss_events_per_beat or stored.loss_events_per_beat)
-        differs = checkpoint_lib.settings_that_differ(stored, resolved)
+        differs = checkpoint_lib.settings_that_differ(stored, config)
         if differs:
             raise app.UsageError(f"--workdir={workdir} holds a run with different settings ({', '.join(differs)}); "
                                  f"rerun it with its own settings or use a new --workdir")

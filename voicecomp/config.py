@@ -3,7 +3,8 @@
 ``TrainConfig`` holds the model architecture (:class:`MultiVoiceConfig`), the data,
 the optimiser recipe (SPEC §5) and the run's bookkeeping.  It round-trips
 through JSON so every checkpoint carries the exact configuration it was trained
-with, and evaluation/sampling rebuild the model from it.
+with, and evaluation/sampling rebuild the model from it (the task registry,
+:mod:`voicecomp.tasks`, knows each task's model configuration class).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 class TrainConfig:
     """Everything that determines a training run (defaults: the published exp. 6 recipe)."""
 
-    task: str = "multivoice"  # multivoice (factorisation 5) | singlevoice (factorisation 4)
+    task: str = "multivoice"  # a name of the task registry (voicecomp.tasks.TASKS): multivoice | singlevoice
     model: Any = MultiVoiceConfig()
     # data
     corpus: str = "kernscores"
@@ -63,22 +64,20 @@ class TrainConfig:
     experiment: str = ""
 
     def to_json(self) -> str:
+        """JSON of every field (read back with :func:`voicecomp.tasks.config_from_json`)."""
         data = dataclasses.asdict(self)
         if "compute_dtype" in data["model"]:
             data["model"]["compute_dtype"] = jnp.dtype(self.model.compute_dtype).name
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], model_class: type) -> "TrainConfig":
+        """The configuration of ``data`` (``to_json``'s fields), its model built by ``model_class``
+        (the task's, from the registry: :func:`voicecomp.tasks.config_from_dict`)."""
         data = dict(data)
         model = dict(data.pop("model", {}))
         if "compute_dtype" in model:
             model["compute_dtype"] = _DTYPES[str(model["compute_dtype"])]
-        model_class = model_config_class(data.get("task", "multivoice"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -89,17 +88,6 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
-
-
-def model_config_class(task: str):
-    """The model configuration dataclass of a task."""
-    if task == "multivoice":
-        return MultiVoiceConfig
-    if task == "singlevoice":
-        from voicecomp.models.singlevoice import SingleVoiceConfig
-
-        return SingleVoiceConfig
-    raise ValueError(f"unknown task {task!r}")
 
 
 def parse_schedule(text: str, default: float) -> list[tuple[int, float]]:

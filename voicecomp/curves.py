@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence
 
+from voicecomp.checkpoint import read_metrics
+
+CURVES_FILE = "learning_curves.png"
 # Points in this first fraction of the run's steps (and always the very first point) do not set
 # the y limits: they are the initial drop, not the progress one reads a curve for.
 EARLY_FRACTION = 0.05
@@ -48,7 +51,7 @@ def _fit(ax, series: Sequence[tuple[Sequence[float], Sequence[float]]]) -> None:
 
 
 def draw_learning_curves(rows: Sequence[dict[str, Any]]):
-    """A matplotlib figure of the metrics rows (``voicecomp.train.read_metrics``): training loss
+    """A matplotlib figure of the metrics rows (``voicecomp.checkpoint.read_metrics``): training loss
     and the iterate average's bits per beat on the evaluation samples, against steps."""
     import matplotlib
 
@@ -83,9 +86,6 @@ def draw_learning_curves(rows: Sequence[dict[str, Any]]):
 def plot_learning_curves(workdir: str) -> Optional[str]:
     """Write ``workdir``'s learning-curve PNG from its metrics log; its path (None without
     matplotlib)."""
-    # Imported here: voicecomp.train imports this module.
-    from voicecomp.train import CURVES_FILE, read_metrics
-
     try:
         import matplotlib
 

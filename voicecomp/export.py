@@ -39,20 +39,18 @@ import wave
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from voicecomp.encoding import CONT, EMPTY, NOTE_VALUES, NUM_SPECIAL, PITCH_OFFSET, START
+from voicecomp.vocab import CONT, EMPTY, MAX_VOICES, NOTE_VALUE_TICKS_PER_QUARTER, NOTE_VALUES, NUM_SPECIAL
+from voicecomp.vocab import PITCH_OFFSET, START
 
 PathLike = Union[str, os.PathLike]
-MAX_CHANNELS = 6
 MIDI_TICKS_PER_QUARTER = 480
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 RENDER_EXTRA_HINT = "pip install 'voicecomp[render]'"
-# Ticks per quarter note at which every vocabulary note value is an integer.
-_VOCAB_UNIT = math.lcm(*(v.denominator for v in NOTE_VALUES))
-_VOCAB_TICKS = [0] * NUM_SPECIAL + [int(v * _VOCAB_UNIT) for v in NOTE_VALUES]
+_VOCAB_TICKS = [0] * NUM_SPECIAL + [int(v * NOTE_VALUE_TICKS_PER_QUARTER) for v in NOTE_VALUES]
 
 # Cell codes of a frame grid (>= 0: index of the event starting there).
 _GRID_EMPTY = -2
@@ -117,8 +115,8 @@ class Voices:
     grid: Optional[FrameGrid] = None
 
     def __post_init__(self):
-        if len(self.voices) > MAX_CHANNELS:
-            raise ExportError(f"{len(self.voices)} voices; a kern score holds at most {MAX_CHANNELS}")
+        if len(self.voices) > MAX_VOICES:
+            raise ExportError(f"{len(self.voices)} voices; a kern score holds at most {MAX_VOICES}")
 
     @classmethod
     def from_lists(cls, voices: Sequence[Iterable], pickup=0) -> "Voices":
@@ -180,8 +178,8 @@ def voices_from_frames(
     if not keep.all():
         notes, durations = notes[keep], durations[keep]
     num_frames, num_channels = durations.shape
-    if num_channels > MAX_CHANNELS:
-        raise ExportError(f"{num_channels} channels; at most {MAX_CHANNELS}")
+    if num_channels > MAX_VOICES:
+        raise ExportError(f"{num_channels} channels; at most {MAX_VOICES}")
     if ((durations < 0) | (durations == START) | (durations >= len(_VOCAB_TICKS))).any():
         raise ExportError("durations must be vocabulary indices (CONT, EMPTY or a note value)")
     onset = durations >= NUM_SPECIAL
@@ -211,7 +209,7 @@ def voices_from_frames(
     index_list = durations[jj, cc].tolist()
     cells = np.where(empty, _GRID_EMPTY, _GRID_CONT).astype(np.int64)
     voices: list[list[Note]] = [[] for _ in range(num_channels)]
-    unit = _VOCAB_UNIT
+    unit = NOTE_VALUE_TICKS_PER_QUARTER
     frame_time = [Fraction(t, unit) for t in times]
     values = (None,) * NUM_SPECIAL + NOTE_VALUES
     for i, (j, c) in enumerate(zip(jj.tolist(), cc.tolist())):
@@ -1148,8 +1146,43 @@ def _write_layer(ET, measure, layer: Sequence[_Written], voice: int, divisions: 
 # ---------------------------------------------------------------------------
 # All at once
 
-EXPORT_FORMATS = ("kern", "mid", "wav", "png", "svg", "musicxml")
-_SUFFIX = {"kern": ".krn", "mid": ".mid", "wav": ".wav", "png": ".png", "svg": ".svg", "musicxml": ".musicxml"}
+@dataclasses.dataclass
+class _Score:
+    """One score being written in several formats, with what they share."""
+
+    voices: Voices
+    stem: str
+    meter: tuple[int, int]
+    header: Optional[Mapping[str, object]]
+    tempo_bpm: float
+    sample_rate: int
+    synth: str
+
+    @functools.cached_property
+    def kern(self) -> str:  # written as .krn and engraved as .svg: built once
+        return to_kern(self.voices, meter=self.meter, header=self.header)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputFormat:
+    """A file :func:`export_score` can write: its suffix and its writer."""
+
+    suffix: str
+    write: Callable[[_Score, Path], object]
+    optional: bool = False  # skipped with a warning when its library is not installed
+
+
+# The output formats: ``--formats`` name -> suffix and writer.
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "kern": OutputFormat(".krn", lambda s, path: path.write_text(s.kern, encoding="latin-1", errors="replace")),
+    "mid": OutputFormat(".mid", lambda s, path: to_midi(s.voices, path, s.tempo_bpm)),
+    "wav": OutputFormat(".wav", lambda s, path: to_wav(s.voices, path, s.sample_rate, s.tempo_bpm, synth=s.synth)),
+    "png": OutputFormat(".png", lambda s, path: to_pianoroll_png(s.voices, path, title=s.stem)),
+    "svg": OutputFormat(".svg", lambda s, path: to_svg(s.kern, path), optional=True),
+    "musicxml": OutputFormat(".musicxml", lambda s, path: to_musicxml(s.voices, path, meter=s.meter,
+                                                                       header=s.header)),
+}
+EXPORT_FORMATS = tuple(OUTPUT_FORMATS)
 
 
 def export_score(
@@ -1164,35 +1197,25 @@ def export_score(
     sample_rate: int = 22050,
     synth: str = "additive",
 ) -> dict[str, str]:
-    """Write ``out_dir/stem.{krn,mid,wav,png,svg,musicxml}`` for the requested formats and
-    return format -> path.  SVG is skipped with a warning when verovio is not
-    installed (``pip install 'voicecomp[render]'``)."""
-    unknown = [f for f in formats if f not in _SUFFIX]
+    """Write ``out_dir/stem.{krn,mid,wav,png,svg,musicxml}`` for the requested formats
+    (:data:`OUTPUT_FORMATS`) and return format -> path.  SVG is skipped with a warning when
+    verovio is not installed (``pip install 'voicecomp[render]'``)."""
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
     if unknown:
         raise ValueError(f"unknown formats {unknown}; choose from {EXPORT_FORMATS}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    score = _Score(voices, stem, meter, header, tempo_bpm, sample_rate, synth)
     paths: dict[str, str] = {}
-    kern_text = None
-    if "kern" in formats or "svg" in formats:
-        kern_text = to_kern(voices, meter=meter, header=header)
     for fmt in formats:
-        target = out / f"{stem}{_SUFFIX[fmt]}"
-        if fmt == "kern":
-            target.write_text(kern_text, encoding="latin-1", errors="replace")
-        elif fmt == "mid":
-            to_midi(voices, target, tempo_bpm)
-        elif fmt == "wav":
-            to_wav(voices, target, sample_rate, tempo_bpm, synth=synth)
-        elif fmt == "png":
-            to_pianoroll_png(voices, target, title=stem)
-        elif fmt == "musicxml":
-            to_musicxml(voices, target, meter=meter, header=header)
-        elif fmt == "svg":
-            try:
-                to_svg(kern_text, target)
-            except ImportError as err:
-                warnings.warn(str(err), stacklevel=2)
-                continue
+        output = OUTPUT_FORMATS[fmt]
+        target = out / f"{stem}{output.suffix}"
+        try:
+            output.write(score, target)
+        except ImportError as err:
+            if not output.optional:
+                raise
+            warnings.warn(str(err), stacklevel=2)
+            continue
         paths[fmt] = os.fspath(target)
     return paths

@@ -11,8 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 LN2 = math.log(2.0)
-# The single-voice study of the paper converts with this fixed rate for every split.
-SINGLE_VOICE_EVENTS_PER_BEAT = 1.219
 
 
 def bits_per_beat(nats_per_event: float, events_per_beat: float) -> float:

@@ -1,22 +1,22 @@
-"""Training and evaluation of the multi-voice models (SPEC §2, §5).
+"""Training (SPEC §5): the state, the jitted train step and the loop, for any task.
 
 * :func:`make_train_step` builds the pure jitted ``train_step(state, batch) -> (state, metrics)``.
 * Batches come from the task (:mod:`voicecomp.tasks`); their order is a pure
   function of (seed, epoch), so a resumed run sees exactly the batches an
   uninterrupted one would.
 * :func:`train` is the loop: periodic evaluation of the iterate average on fixed
-  samples, orbax checkpoints (every N steps, at the end and on SIGINT/SIGTERM),
-  exact resume, progress lines, a metrics JSONL and PNG learning curves.
+  samples (:func:`voicecomp.evaluation.evaluate`), orbax checkpoints (every N steps,
+  at the end and on SIGINT/SIGTERM), exact resume, progress lines, a metrics JSONL
+  and PNG learning curves.
+* :func:`load_checkpoint` rebuilds a run's configuration, task and state.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
-import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -27,17 +27,16 @@ import numpy as np
 import optax
 
 from voicecomp import checkpoint as checkpoint_lib
-from voicecomp import encoding, metrics
+from voicecomp import encoding, evaluation, metrics
 from voicecomp.config import TrainConfig
 from voicecomp.curves import plot_learning_curves
 from voicecomp.optim import make_optimizer
-from voicecomp.tasks.base import Task
-from voicecomp.tasks.multivoice import Data, MultiVoiceTask
+from voicecomp.placement import Placement
+from voicecomp.tasks import make_task
+from voicecomp.tasks.base import Task, check_outputs
 
-METRICS_FILE = "metrics.jsonl"
 # The fixed evaluation samples of a run (split -> sample seed), in the order they are reported.
 EVAL_SAMPLE_SEEDS = {"test": 999, "train": 1000, "valid": 1001}
-CURVES_FILE = "learning_curves.png"
 
 
 # ---------------------------------------------------------------------------
@@ -97,7 +96,9 @@ def make_train_step(
     def loss_fn(params, batch, carry):
         # batch arrays (and the carry) have a leading shard axis (one slice per device); the loss
         # is the weighted mean over every example of the global batch.
-        (time_ce, note_ce, _, _), carry = jax.vmap(lambda b, c: task.shard_step(params, b, c))(batch, carry)
+        outputs, carry = jax.vmap(lambda b, c: task.shard_step(params, b, c))(batch, carry)
+        check_outputs(outputs, batch)
+        time_ce, note_ce, _, _ = outputs
         weight = batch["weight"]
         total = jnp.maximum(weight.sum(), 1.0)
         time_nats = (time_ce * weight).sum() / total
@@ -117,145 +118,6 @@ def make_train_step(
         return new_state, {"loss": loss, "time_nats": time_nats, "note_nats": note_nats, "finite": finite}
 
     return train_step
-
-
-def make_eval_step(task: "Task"):
-    """Jitted ``eval_step(params, batch, carry)`` -> (per-example losses and logits, [shards,
-    examples, ...]; the carry for the next batch of a full-history pass, else None)."""
-
-    @jax.jit
-    def eval_step(params, batch, carry):
-        return jax.vmap(lambda b, c: task.shard_step(params, b, c))(batch, carry)
-
-    return eval_step
-
-
-def make_task(config: TrainConfig, **kwargs) -> Task:
-    """The task of a configuration (``config.task``)."""
-    if config.task == "multivoice" and config.model.history == "full":
-        from voicecomp.tasks.streaming import StreamingTask
-
-        return StreamingTask(config, **kwargs)
-    if config.task == "multivoice":
-        return MultiVoiceTask(config, **kwargs)
-    if config.task == "singlevoice":
-        from voicecomp.singlevoice import SingleVoiceTask
-
-        return SingleVoiceTask(config, **kwargs)
-    raise ValueError(f"unknown task {config.task!r}; expected multivoice or singlevoice")
-
-
-def evaluate(
-    eval_step, params, batcher, *, train_events_per_beat: float, split_events_per_beat: float,
-    progress: bool = False, keep_predictions: bool = True, placement: Optional["Placement"] = None,
-    carry: Any = None,
-) -> metrics.Evaluation:
-    """Stream every example of ``batcher`` through the model; exact whatever the batching.
-    ``carry``: the task's initial carry (full-history tasks thread it through the batches)."""
-    placement = placement or Placement.local(batcher.shards)
-    params = placement.replicate(params)
-    accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=batcher.num_examples, unit="ex", desc="evaluating", file=sys.stderr, mininterval=1.0)
-    def collect(batch, outputs) -> None:
-        flat = lambda x: np.reshape(x, (-1,) + np.shape(x)[2:])  # noqa: E731 - shards x examples -> examples
-        time_ce, note_ce, duration_logits, note_logits = map(flat, jax.device_get(outputs))
-        accumulator.add(time_ce, note_ce, duration_logits, note_logits, flat(batch["duration_target"]),
-                        flat(batch["notes_target"]), flat(batch["weight"]) > 0)
-        if bar is not None:
-            bar.update(int(batch["weight"].sum()))
-
-    # One batch in flight: the next is gathered and dispatched before the last is fetched.
-    pending = None
-    for batch in batcher.sequential():
-        outputs, carry = eval_step(params, placement.put(batch), carry)
-        if pending is not None:
-            collect(*pending)
-        pending = (batch, outputs)
-    if pending is not None:
-        collect(*pending)
-    if bar is not None:
-        bar.close()
-    return accumulator.result(train_events_per_beat, split_events_per_beat)
-
-
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where batches and state live: a 1-D ``data`` mesh over all devices.
-
-    Batches are split along their leading shard axis (each process supplies its
-    own shards in multi-host runs); parameters and optimiser state are replicated.
-    """
-
-    mesh: Optional[jax.sharding.Mesh]
-    shards: int
-
-    @classmethod
-    def local(cls, shards: int = 0) -> "Placement":
-        devices = jax.devices()
-        shards = shards or len(devices)
-        if shards % len(devices):
-            return cls(mesh=None, shards=shards) if len(devices) == 1 else cls._error(shards, len(devices))
-        mesh = jax.sharding.Mesh(np.array(devices), ("data",)) if len(devices) > 1 else None
-        return cls(mesh=mesh, shards=shards)
-
-    @staticmethod
-    def _error(shards: int, devices: int):
-        raise ValueError(f"{shards} batch shards cannot be spread over {devices} devices")
-
-    def put(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        if self.mesh is None:
-            return {k: jnp.asarray(v) for k, v in batch.items()}
-        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("data"))
-        per_process = self.shards // jax.process_count()
-        lo = jax.process_index() * per_process
-        return {
-            k: jax.make_array_from_process_local_data(sharding, v[lo:lo + per_process], v.shape)
-            for k, v in batch.items()
-        }
-
-    def replicate(self, tree: Any) -> Any:
-        if self.mesh is None:
-            return tree
-        sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        return jax.device_put(tree, sharding)
-
-
-# ---------------------------------------------------------------------------
-# Metrics log
-
-
-def read_metrics(workdir: str) -> list[dict[str, Any]]:
-    path = os.path.join(workdir, METRICS_FILE)
-    if not os.path.isfile(path):
-        return []
-    rows = []
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut by a kill: everything before it is intact
-    return rows
-
-
-def _rewrite_metrics(workdir: str, rows: list[dict[str, Any]]) -> None:
-    path = os.path.join(workdir, METRICS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
-
-
-def _append_metrics(workdir: str, row: dict[str, Any]) -> None:
-    with open(os.path.join(workdir, METRICS_FILE), "a") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -295,10 +157,12 @@ def first_nonfinite(state: TrainState) -> str:
     return "no parameter"
 
 
-def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, task: Optional[Task] = None,
+def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional[Task] = None,
           progress: bool = True, max_seconds: float = 0.0) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state.
 
+    ``data``: the task's data, already loaded (e.g. :class:`voicecomp.tasks.multivoice.Data`);
+    ``task``: the task itself (its config is replaced by the resolved one).
     ``max_seconds`` (0: none) is a wall-clock limit on this call, counted from its start: when
     it is reached the run checkpoints and returns early, as on SIGTERM, and rerunning resumes.
     It is not part of the configuration because it does not change what a step computes.
@@ -320,9 +184,9 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
     task.config = config
 
     tx = make_optimizer(config)
-    max_frames = config.max_frames
     placement = Placement.local(config.batch_shards)
-    batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames)
+    batcher = task.batcher("train", shards=placement.shards, batch_size=config.batch_size,
+                           max_frames=config.max_frames)
     first_pack = {k: v[0] for k, v in next(batcher.sequential()).items()}
     state = init_state(config, task, first_pack)
     resuming = stored is not None and os.path.isdir(os.path.join(workdir, checkpoint_lib.CHECKPOINTS))
@@ -344,29 +208,23 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
         step, state, meta = restored
         state = placement.replicate(state)
         position = encoding.BatchPosition(**meta["position"])
-        _rewrite_metrics(workdir, [r for r in read_metrics(workdir) if r["step"] <= step])
+        checkpoint_lib.rewrite_metrics(workdir, [r for r in checkpoint_lib.read_metrics(workdir) if r["step"] <= step])
         print(f"resumed from step {step} (epoch {position.epoch}, batch {position.batch})")
     start_step = int(state.step)
 
     train_step = make_train_step(task, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
-    eval_step = make_eval_step(task)
-    eval_batchers = {
-        split: task.eval_batcher(split, shards=placement.shards, batch_size=config.batch_size, max_frames=max_frames,
-                                 size=config.eval_examples, seed=seed)
-        for split, seed in EVAL_SAMPLE_SEEDS.items() if split in task.splits()
-    }
+    eval_step = evaluation.make_eval_step(task)
+    eval_splits = [split for split in EVAL_SAMPLE_SEEDS if split in task.splits()]
 
     def run_eval(step: int) -> None:
         row: dict[str, Any] = {"kind": "eval", "step": step}
-        for split, eval_batcher in eval_batchers.items():
-            result = evaluate(eval_step, state.ema_params, eval_batcher,
-                              train_events_per_beat=config.loss_events_per_beat,
-                              split_events_per_beat=task.events_per_beat(split), placement=placement,
-                              carry=task.initial_carry(placement.shards))
+        for split in eval_splits:
+            result = evaluation.evaluate(task, state.ema_params, split, size=config.eval_examples,
+                                         seed=EVAL_SAMPLE_SEEDS[split], placement=placement, eval_step=eval_step)
             row[split] = result.as_dict()
-        _append_metrics(workdir, row)
+        checkpoint_lib.append_metrics(workdir, row)
         plot_learning_curves(workdir)
-        summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in eval_batchers)
+        summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in eval_splits)
         print(f"step {step:>8}  eval (iterate average, bits/beat at {config.loss_events_per_beat:.4f}): {summary}")
 
     def save(step: int) -> None:
@@ -399,7 +257,7 @@ def train(config: TrainConfig, workdir: str, *, data: Optional[Data] = None, tas
                 row = {"kind": "train", "step": step, "loss": loss,
                        "time_nats": float(step_metrics["time_nats"]), "note_nats": float(step_metrics["note_nats"]),
                        "examples_per_s": rate}
-                _append_metrics(workdir, row)
+                checkpoint_lib.append_metrics(workdir, row)
                 if progress:
                     print(f"step {step:>8}/{config.num_steps}  {rate:8.1f} ex/s  loss {loss:8.4f}  "
                           f"time {row['time_nats']:.4f}  notes {row['note_nats']:.4f} nats  ETA {_hms(eta)}", flush=True)

@@ -1,6 +1,6 @@
 """Corpus discovery, parallel parsing and a persistent parse cache (SPEC §1.1).
 
-Three sources:
+Three sources, one loader each in :data:`CORPUS_LOADERS` (``--corpus`` name -> loader):
   * ``kernscores``: the KernScores collection laid out as the public Humdrum
     repositories (``--kernscores_dir``, default ``$VOICECOMP_KERNSCORES``).
   * ``palestrina``: the 1,318 Palestrina mass movements shipped inside music21's
@@ -38,7 +38,6 @@ from voicecomp.data.scorefile import SCORE_EXTENSIONS, ScoreReadError, read_scor
 CACHE_FORMAT_VERSION = 6
 KERNSCORES_ENV = "VOICECOMP_KERNSCORES"
 CACHE_ENV = "VOICECOMP_CACHE"
-CORPUS_NAMES = ("kernscores", "palestrina")
 DIR_PREFIX = "dir:"  # --corpus=dir:PATH: a folder of score files
 DIR_TEST_FRACTION = 0.1
 # ``--holdout_validation``: training scores whose id hashes into this fraction are held out of
@@ -337,32 +336,59 @@ def load_corpus(
       policy: Humdrum policy, ``strict`` or ``lenient`` (default: strict for the
         named corpora, lenient for folders).
     """
-    if name.startswith(DIR_PREFIX):
-        return load_folder(name[len(DIR_PREFIX):], cache_dir=cache_dir, use_cache=use_cache, workers=workers,
-                           progress=progress, policy=policy or LENIENT, sources=sources)
-    policy = policy or STRICT
-    if policy not in POLICIES:
+    if policy is not None and policy not in POLICIES:
         raise ValueError(f"unknown Humdrum policy {policy!r}; expected one of {POLICIES}")
-    if name == "kernscores":
-        table = tables.kernscores()
-        if sources is None:
-            root = kernscores_dir or default_kernscores_dir()
-            if not root:
-                raise ValueError(f"the kernscores corpus needs --kernscores_dir or ${KERNSCORES_ENV}")
-            sources = discover_kernscores(root)
-        extra_instruments: frozenset[str] = frozenset()
-        piano = tuple(table["piano_corpora"])
-        test_ids = frozenset(table["test"])
-        rejected = tuple(table["rejected"])
-    elif name == "palestrina":
-        sources = discover_palestrina() if sources is None else sources
-        extra_instruments = PALESTRINA_INSTRUMENTS
-        piano = ()
-        rejected = ()
-        test_ids = palestrina_test_ids(s.score_id for s in sources)
-    else:
+    loader, argument = _corpus_loader(name)
+    if loader is None:
         raise ValueError(f"unknown corpus {name!r}; expected one of {CORPUS_NAMES} or {DIR_PREFIX}PATH")
+    return loader(argument, kernscores_dir=kernscores_dir, sources=sources, policy=policy, cache_dir=cache_dir,
+                  use_cache=use_cache, workers=workers, progress=progress)
 
+
+def _load_kernscores(_: str, *, kernscores_dir: Optional[str], sources: Optional[Sequence[ScoreSource]],
+                     policy: Optional[str], **parse_options) -> Corpus:
+    """The ``kernscores`` corpus: the published split and piano corpora of the corpus table."""
+    table = tables.kernscores()
+    if sources is None:
+        root = kernscores_dir or default_kernscores_dir()
+        if not root:
+            raise ValueError(f"the kernscores corpus needs --kernscores_dir or ${KERNSCORES_ENV}")
+        sources = discover_kernscores(root)
+    return _load_parsed("kernscores", sources, extra_instruments=frozenset(), piano=tuple(table["piano_corpora"]),
+                        test_ids=frozenset(table["test"]), rejected=tuple(table["rejected"]),
+                        policy=policy or STRICT, **parse_options)
+
+
+def _load_palestrina(_: str, *, kernscores_dir: Optional[str], sources: Optional[Sequence[ScoreSource]],
+                     policy: Optional[str], **parse_options) -> Corpus:
+    """The ``palestrina`` corpus of music21's wheel: a deterministic 10% test split, no piano."""
+    sources = discover_palestrina() if sources is None else sources
+    return _load_parsed("palestrina", sources, extra_instruments=PALESTRINA_INSTRUMENTS, piano=(),
+                        test_ids=palestrina_test_ids(s.score_id for s in sources), rejected=(),
+                        policy=policy or STRICT, **parse_options)
+
+
+def _load_dir(root: str, *, kernscores_dir: Optional[str], sources: Optional[Sequence[ScoreSource]],
+              policy: Optional[str], **parse_options) -> Corpus:
+    """The ``dir:PATH`` corpus (:func:`load_folder`)."""
+    return load_folder(root, policy=policy or LENIENT, sources=sources, **parse_options)
+
+
+def _corpus_loader(name: str) -> tuple[Optional[Callable[..., Corpus]], str]:
+    """The loader of a ``--corpus`` value and its argument (the folder of ``dir:PATH``)."""
+    if name in CORPUS_LOADERS and not name.endswith(":"):
+        return CORPUS_LOADERS[name], ""
+    prefix, colon, argument = name.partition(":")
+    if colon and prefix + colon in CORPUS_LOADERS:
+        return CORPUS_LOADERS[prefix + colon], argument
+    return None, ""
+
+
+def _load_parsed(name: str, sources: Sequence[ScoreSource], *, extra_instruments: frozenset[str],
+                 piano: tuple[str, ...], test_ids: frozenset[str], rejected: tuple[str, ...], policy: str,
+                 cache_dir: Optional[str | os.PathLike], use_cache: bool, workers: Optional[int],
+                 progress: bool) -> Corpus:
+    """A named corpus parsed as a whole, through one cache file keyed by every source's content."""
     cache_path = None
     if use_cache:
         key = _sources_digest(sources, f"{name}|{sorted(extra_instruments)}|{policy}")
@@ -390,6 +416,15 @@ def load_corpus(
     return _make_corpus(name, sources, scores, failures, rejected, test_ids, piano, warnings)
 
 
+# The corpus loaders: a ``--corpus`` name, or a prefix ending in ":" whose argument follows it.
+CORPUS_LOADERS: dict[str, Callable[..., Corpus]] = {
+    "kernscores": _load_kernscores,
+    "palestrina": _load_palestrina,
+    DIR_PREFIX: _load_dir,
+}
+CORPUS_NAMES = tuple(name for name in CORPUS_LOADERS if not name.endswith(":"))
+
+
 # ---------------------------------------------------------------------------
 # Folders of score files (--corpus=dir:PATH)
 
@@ -403,11 +438,10 @@ def corpus_spec_error(name: str) -> Optional[str]:
     """Why ``name`` cannot name a corpus (None if it can): for flag validation.  Only the
     spelling is checked; a folder that is missing or holds no music is a :class:`CorpusError`
     of :func:`load_corpus` (bad data, not bad usage)."""
-    if name in CORPUS_NAMES:
-        return None
-    if not name.startswith(DIR_PREFIX):
+    loader, argument = _corpus_loader(name)
+    if loader is None:
         return f"unknown corpus {name!r}; expected {', '.join(CORPUS_NAMES)} or {DIR_PREFIX}PATH"
-    if not name[len(DIR_PREFIX):]:
+    if loader is _load_dir and not argument:
         return f"{DIR_PREFIX} needs a folder, e.g. --corpus={DIR_PREFIX}~/music"
     return None
 

@@ -24,7 +24,7 @@ from typing import Optional
 
 from voicecomp.data.humdrum import KernScore
 from voicecomp.data.musicxml import _describe, import_music21, score_from_music21
-from voicecomp.data.scorefile import ScoreReadError
+from voicecomp.data.errors import ScoreReadError
 
 PERCUSSION_CHANNEL = 9  # MIDI channel 10, counted from 0
 

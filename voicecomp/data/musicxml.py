@@ -59,7 +59,7 @@ from typing import Any, Optional
 import numpy as np
 
 from voicecomp.data.humdrum import CONT_TICKS, EMPTY_TICKS, MAX_VOICES, NUM_MIDI, TICKS_PER_QUARTER, KernScore
-from voicecomp.data.scorefile import MUSIC21_HINT, ScoreReadError
+from voicecomp.data.errors import MUSIC21_HINT, ScoreReadError
 
 # Bump whenever the rules above change what a file reads as (it keys the corpus parse cache).
 READER_VERSION = 3

@@ -20,23 +20,13 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
+from voicecomp.data.errors import ScoreReadError
 from voicecomp.data.humdrum import STRICT, KernParseError, KernScore, parse_kern
 
 KERN_EXTENSIONS = (".krn",)
 MUSICXML_EXTENSIONS = (".musicxml", ".mxl", ".xml")
 MIDI_EXTENSIONS = (".mid", ".midi")
 SCORE_EXTENSIONS = KERN_EXTENSIONS + MUSICXML_EXTENSIONS + MIDI_EXTENSIONS
-MUSIC21_HINT = "pip install 'voicecomp[corpus]'"
-
-
-class ScoreReadError(ValueError):
-    """A score file cannot be read; ``str()`` is ``"file: reason"`` on one line."""
-
-    def __init__(self, filename: str, reason: str):
-        reason = " ".join(str(reason).split())  # one line, whatever the library said
-        super().__init__(f"{filename}: {reason}")
-        self.filename = filename
-        self.reason = reason
 
 
 def score_kind(path: Union[str, os.PathLike]) -> Optional[str]:

@@ -49,14 +49,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from voicecomp.vocab import NUM_DURATIONS, NUM_LOCATIONS, NUM_NOTE_VALUES, PITCH_RANGE
+
 Array = jax.Array
 
 ARCHITECTURES = ("bias", "linear", "fc", "cnn", "cnn2", "rnn")
 PITCH_MODES = ("absolute", "relative")
 HISTORY_SOURCES = ("part", "frame")
-VOCABULARY = 55  # duration vocabulary (CONT, EMPTY, START + 52 note values)
-NUM_NOTE_VALUES = 52
-NUM_LOCATIONS = 48
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +79,7 @@ class SingleVoiceConfig:
     conv_width: int = 5
     conv2_width: int = 3
     init_scale: float = 0.01
-    pitch_range: int = 78
+    pitch_range: int = PITCH_RANGE
 
     def __post_init__(self):
         for name in ("duration_arch", "notes_arch"):
@@ -209,7 +208,7 @@ class DurationNet(nn.Module):
         out_bias = self._param("bias", (NUM_NOTE_VALUES,))
         if c.duration_arch == "bias":
             return jnp.broadcast_to(out_bias, (batch, NUM_NOTE_VALUES))
-        t1h = jax.nn.one_hot(t, VOCABULARY, dtype=jnp.float32)  # [B, m, 55]
+        t1h = jax.nn.one_hot(t, NUM_DURATIONS, dtype=jnp.float32)  # [B, m, 55]
         notes = e @ jnp.asarray(pitch_class_fold(c.pitch_range)) if c.duration_fold else e  # [B, m, 12|78]
         steps = jnp.concatenate([t1h, notes], axis=-1)  # [B, m, F]
         loc1h = jax.nn.one_hot(loc, NUM_LOCATIONS, dtype=jnp.float32) if c.duration_location else None
@@ -273,12 +272,12 @@ class NotesNet(nn.Module):
         width = m if linear else c.hidden  # linear: one output per pitch; fc: shared hidden
         a = jnp.zeros((batch, width), jnp.float32)
         if c.notes_history:
-            flat = jnp.concatenate([jax.nn.one_hot(t, VOCABULARY).reshape(batch, -1), e.reshape(batch, -1)], -1)
+            flat = jnp.concatenate([jax.nn.one_hot(t, NUM_DURATIONS).reshape(batch, -1), e.reshape(batch, -1)], -1)
             a = a + flat @ self._param("w_hist", (flat.shape[-1], width))
         if c.notes_location:
             a = a + jax.nn.one_hot(loc, NUM_LOCATIONS) @ self._param("w_loc", (NUM_LOCATIONS, width))
         if c.notes_current:
-            a = a + jax.nn.one_hot(yt, VOCABULARY) @ self._param("w_yt", (VOCABULARY, width))
+            a = a + jax.nn.one_hot(yt, NUM_DURATIONS) @ self._param("w_yt", (NUM_DURATIONS, width))
         mask = jnp.asarray(lower_mask(m))
         if linear:
             if c.notes_current:  # per-pitch weights over the lower onsets: a masked [M, M] matrix
@@ -299,8 +298,8 @@ class NotesNet(nn.Module):
         batch, m, hist = e.shape[0], c.pitch_range, e.shape[1]
         arch = c.notes_arch
         k = 1 if arch == "linear" else c.hidden
-        t1h = jax.nn.one_hot(t, VOCABULARY, dtype=jnp.float32)
-        yt1h = jax.nn.one_hot(yt, VOCABULARY, dtype=jnp.float32)
+        t1h = jax.nn.one_hot(t, NUM_DURATIONS, dtype=jnp.float32)
+        yt1h = jax.nn.one_hot(yt, NUM_DURATIONS, dtype=jnp.float32)
 
         if arch in ("linear", "fc"):
             # duration features: per pitch for the linear model (reference), shared for fc
@@ -308,9 +307,9 @@ class NotesNet(nn.Module):
             prefix = "abs_" if arch == "linear" else ""
             dur = jnp.zeros((batch, dur_width), jnp.float32)
             if c.notes_history:
-                dur = dur + t1h.reshape(batch, -1) @ self._param(prefix + "w_t", (hist * VOCABULARY, dur_width))
+                dur = dur + t1h.reshape(batch, -1) @ self._param(prefix + "w_t", (hist * NUM_DURATIONS, dur_width))
             if c.notes_current:
-                dur = dur + yt1h @ self._param(prefix + "w_yt", (VOCABULARY, dur_width))
+                dur = dur + yt1h @ self._param(prefix + "w_yt", (NUM_DURATIONS, dur_width))
             if c.notes_location:
                 dur = dur + jax.nn.one_hot(loc, NUM_LOCATIONS) @ self._param(prefix + "w_loc", (NUM_LOCATIONS, dur_width))
             pre = dur[:, :, None] if arch == "linear" else jnp.broadcast_to(dur[:, None, :], (batch, m, k))
@@ -339,7 +338,7 @@ class NotesNet(nn.Module):
                 steps_t = steps_t.at[:, :-1].set(0.0)
             chords = jnp.swapaxes(chords, 1, 2)  # [B, M, S, ch]
             z = time_conv(chords, self._param("w_conv", (c.conv_width, ch, k)))  # [B, M, R, k]
-            z = z + time_conv(steps_t, self._param("w_conv_t", (c.conv_width, VOCABULARY, k)))[:, None]
+            z = z + time_conv(steps_t, self._param("w_conv_t", (c.conv_width, NUM_DURATIONS, k)))[:, None]
             if c.notes_location:
                 z = z + (jax.nn.one_hot(loc, NUM_LOCATIONS) @ self._param("w_loc", (NUM_LOCATIONS, k)))[:, None, None]
             if c.notes_pitch_onehot:
@@ -353,7 +352,7 @@ class NotesNet(nn.Module):
         # rnn: one state per pitch over the history steps and the current step.  Each step's
         # [B, M, k] input is computed from small per-step tensors inside the loop: slicing one
         # big [B, S, M, k] input instead makes every step's gradient a pad to the full size.
-        xt = steps_t @ self._param("w_t", (VOCABULARY, k))  # [B, S, k]
+        xt = steps_t @ self._param("w_t", (NUM_DURATIONS, k))  # [B, S, k]
         if c.notes_embedding:
             emb = self._embed(e, c.embed_dim)  # [B, m, M, ch]
             w_emb = self._param("w_emb", (c.embed_dim, k))

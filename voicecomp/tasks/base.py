@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+import dataclasses
+from typing import Any, Mapping, Optional
 
+import chex
 import jax
 import numpy as np
 
 from voicecomp.config import TrainConfig
+from voicecomp.vocab import NUM_NOTE_VALUES
 
 
 def sample_examples(num_examples: int, size: int, seed: int) -> np.ndarray:
@@ -19,14 +22,23 @@ def sample_examples(num_examples: int, size: int, seed: int) -> np.ndarray:
 
 
 class Task(abc.ABC):
-    """What the training loop needs from a factorisation: its model, batches and losses.
+    """What the training loop and evaluation need from a factorisation: its model, batches and losses.
 
     Subclasses: :class:`voicecomp.tasks.multivoice.MultiVoiceTask`,
-    :class:`voicecomp.tasks.streaming.StreamingTask` and the single-voice task in
-    :mod:`voicecomp.singlevoice`.  Batchers yield dicts whose arrays carry a
-    leading shard axis and a ``weight`` per example slot; ``shard_outputs`` maps
-    one shard to per-example ``(time_ce, note_ce, duration_logits, note_logits)``
-    and carries ``duration_target`` / ``notes_target``.
+    :class:`voicecomp.tasks.streaming.StreamingTask` and
+    :class:`voicecomp.tasks.singlevoice.SingleVoiceTask`, each registered in :mod:`voicecomp.tasks`.
+
+    Shape conventions where batches cross into training and evaluation (:func:`check_outputs`
+    asserts them when a step is traced): a batch is a dict of numpy arrays with a leading shard
+    axis ``S`` (one pack per device) and ``B`` example slots per pack, at least
+
+    * ``weight`` float32 [S, B]: 1 for a real example, 0 for a padding slot;
+    * ``duration_target`` int32 [S, B]: the predicted note value (vocabulary index - NUM_SPECIAL);
+    * ``notes_target`` int8 [S, B, M]: the predicted onset bits over the pitch window;
+
+    beside the model inputs the task's batcher documents.  :meth:`shard_outputs` maps one shard
+    (the arrays without ``S``) to per-example ``(time_ce [B], note_ce [B], duration_logits
+    [B, NUM_NOTE_VALUES], note_logits [B, M])``.
     """
 
     def __init__(self, config: TrainConfig):
@@ -76,3 +88,25 @@ class Task(abc.ABC):
 
     def describe(self) -> str:
         return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named starting configuration (``--experiment=NAME``) with what is known about it."""
+
+    config: TrainConfig
+    description: str
+    # The paper's figures for the row (bits per beat: total, time, notes; the split and
+    # convention they were measured in); None for presets beyond the paper.
+    paper: Optional[Mapping[str, Any]] = None
+    measured: str = ""  # voicecomp's own measurement, for presets beyond the paper
+
+
+def check_outputs(outputs: tuple[Any, Any, Any, Any], batch: Mapping[str, Any]) -> None:
+    """Assert the shape conventions of :class:`Task` on shard-stacked ``outputs`` of ``batch``
+    (at trace time inside a jitted step: shapes are static, nothing runs per step)."""
+    time_ce, note_ce, duration_logits, note_logits = outputs
+    shards, slots = batch["weight"].shape
+    chex.assert_shape([time_ce, note_ce, batch["duration_target"]], (shards, slots))
+    chex.assert_shape(duration_logits, (shards, slots, NUM_NOTE_VALUES))
+    chex.assert_equal_shape([note_logits, batch["notes_target"]])

@@ -8,6 +8,8 @@ states entering a chunk carried exactly from the previous chunk of the same lane
 flag zeroes them where a new score's stream starts).  The carry lives in the training state, so a
 checkpoint resumes exactly.
 
+The stream presets (``stream_6``, ``stream_6_ft``) are at the end of this module.
+
 Location convention: each frame's step uses its own location class (START frames use the first
 frame's), because a carried state cannot be recomputed for every later frame's location.  The
 windowed model with the same per-step locations (``frame_shared`` with ``step_loc``) and a
@@ -26,6 +28,8 @@ from voicecomp import encoding
 from voicecomp.config import TrainConfig
 from voicecomp.metrics import per_example_nats
 from voicecomp.models.multivoice import zero_carry
+from voicecomp.tasks.base import Preset
+from voicecomp.tasks.multivoice import PRESETS as MULTI_VOICE_PRESETS
 from voicecomp.tasks.multivoice import MultiVoiceTask
 
 # Example slots per shard are rounded up to this, so batch shapes (and compilations) are few.
@@ -236,3 +240,27 @@ class StreamingTask(MultiVoiceTask):
 
     def describe(self):
         return f"{self.config.model.architecture} multi-voice model, full history"
+
+
+# ---------------------------------------------------------------------------
+# Presets (beyond the paper): the exp.-6 cells with their states carried from the start of every
+# score, trained by truncated BPTT over batches of 16 streams x 16 frames.
+
+PUBLISHED_WEIGHTS = "../shared/reference/multipart6_weights.npz"
+_EXP6 = MULTI_VOICE_PRESETS["multi_6"].config
+_STREAM_MODEL = dataclasses.replace(_EXP6.model, history="full")
+PRESETS: dict[str, Preset] = {
+    # from scratch: the exp.-6 optimisation (stages, momentum restarts, L2, iterate average)
+    "stream_6": Preset(
+        config=_EXP6.replace(model=_STREAM_MODEL, lanes=16, chunk_frames=16, eval_examples=10_000,
+                             experiment="stream_6"),
+        description="full history: exp.-6 cells, states carried through each score, trained from scratch",
+        measured="not measured yet"),
+    # warm start from the published weights, the recipe of the measured fine-tune (BUILD.md)
+    "stream_6_ft": Preset(
+        config=_EXP6.replace(model=_STREAM_MODEL, lanes=16, chunk_frames=16, init_from=PUBLISHED_WEIGHTS,
+                             learning_rate=3e-4, lr_schedule="0.0001@1700", fresh_momentum=False, num_steps=2600,
+                             eval_every=650, eval_examples=10_000, checkpoint_every=200, experiment="stream_6_ft"),
+        description="full history: exp.-6 cells fine-tuned from the published weights (about 90 min on one CPU core)",
+        measured="12.717 = 5.044 time + 7.672 notes (test_nonpiano, reference; 85 min on one CPU core)"),
+}

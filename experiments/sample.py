@@ -3,20 +3,31 @@ r"""Sample scores from a trained multi-voice checkpoint (SPEC §6) and write the
   python experiments/sample.py --checkpoint=runs/published6 --num_scores=4 --voices=4 --frames=150 \
       --temperature=1 --seed=0 --out_dir=samples --formats=kern,mid,wav,png,svg
 
-Continue a score from its first N frames (the voices are those of the prompt's last frame):
+Continue a score from its first N frames (the voices are those of the prompt's last frame); scores
+are read as **kern, MusicXML (.musicxml, .mxl, .xml) or MIDI (.mid, .midi) by their extension:
 
   python experiments/sample.py --checkpoint=... --prompt=chor001.krn --prompt_frames=16 --frames=64
 
-Harmonize: clamp voices to a score's voices (channel = kern spine, 0 = leftmost) and sample the others.
-Clamped voices are teacher-forced at their turn: they follow the given notes exactly and do not
-react to the sampled voices; the sampled voices condition on them as in training.  With a prompt
-too, clamping starts after the prompt (give the same file to continue a harmonization):
+Harmonize: clamp voices to a score's voices (channel = kern spine or voice, 0 = the lowest staff)
+and sample the others.  Clamped voices are teacher-forced: they follow the given notes exactly and
+do not react to the sampled voices.  By default they are decided first in every frame, so the
+sampled voices hear the clamped notes sounding with them (--noclamped_first: every voice at its
+own channel's turn, as before); the output keeps the channels as given.  With a prompt too,
+clamping starts after the prompt (give the same file to continue a harmonization):
 
   python experiments/sample.py --checkpoint=... --clamp_score=chor001.krn --clamp_voices=3 --beats=32
 
+--harmonize=FILE is the shorthand for a melody (or any few voices): all of the file's voices are
+clamped, as the highest of --voices voices, the others are sampled, for as long as the file lasts
+(unless --frames or --beats says otherwise):
+
+  python experiments/sample.py --checkpoint=... --harmonize=melody.musicxml --voices=4 --formats=musicxml
+
 ``--frames`` counts frames (events) sampled after the prompt; ``--beats`` instead stops every
-score at that many quarter notes.  The same seed gives the same scores.  The published weights
-become a checkpoint with experiments/import_reference.py.
+score at that many quarter notes.  Durations and notes have their own temperatures
+(--duration_temperature, --notes_temperature; --temperature sets both) and the duration softmax
+can be cut to its nucleus (--top_p).  The same seed and options give the same scores.  The
+published weights become a checkpoint with experiments/import_reference.py.
 """
 
 from __future__ import annotations
@@ -36,14 +47,25 @@ _NUM_SCORES = flags.DEFINE_integer("num_scores", 4, "Number of scores, sampled a
 _VOICES = flags.DEFINE_integer("voices", 4, "Number of voices (1-6); with --prompt, the prompt's decide.")
 _FRAMES = flags.DEFINE_integer("frames", 150, "Frames (events) to sample after the prompt.")
 _BEATS = flags.DEFINE_float("beats", None, "Length in quarter notes instead of --frames.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax/sigmoid temperature; 0 = greedy.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax/sigmoid temperature of durations and notes; 0 = greedy.")
+_DURATION_TEMPERATURE = flags.DEFINE_float("duration_temperature", None, "Softmax temperature of the durations "
+                                           "(default: --temperature; 0 = the most likely duration).")
+_NOTES_TEMPERATURE = flags.DEFINE_float("notes_temperature", None, "Sigmoid temperature of the onset bits "
+                                        "(default: --temperature; 0 = every pitch whose logit is > 0).")
+_TOP_P = flags.DEFINE_float("top_p", 1.0, "Nucleus sampling of the durations: draw only among the most likely "
+                            "note values whose probabilities reach this total (1 = off).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (scores are deterministic given the seed).")
 _OUT_DIR = flags.DEFINE_string("out_dir", "samples", "Output folder.")
 _FORMATS = flags.DEFINE_list("formats", ["kern", "mid", "wav", "png", "svg"], "Any of kern, mid, wav, png, svg, npz.")
-_PROMPT = flags.DEFINE_string("prompt", None, "A **kern file to continue.")
+_PROMPT = flags.DEFINE_string("prompt", None, "A score file to continue (kern, MusicXML or MIDI).")
 _PROMPT_FRAMES = flags.DEFINE_integer("prompt_frames", 16, "Frames of --prompt kept before sampling.")
 _CLAMP_VOICES = flags.DEFINE_list("clamp_voices", [], "Channels (0-based kern spines) taken from --clamp_score.")
-_CLAMP_SCORE = flags.DEFINE_string("clamp_score", None, "A **kern file whose voices are clamped.")
+_CLAMP_SCORE = flags.DEFINE_string("clamp_score", None, "A score file (kern, MusicXML or MIDI) whose voices are "
+                                   "clamped.")
+_HARMONIZE = flags.DEFINE_string("harmonize", None, "A score file (a melody, say) whose voices are all clamped, as the "
+                                 "highest of --voices voices; the others are sampled.")
+_CLAMPED_FIRST = flags.DEFINE_bool("clamped_first", True, "Decide clamped voices first in every frame, so the sampled "
+                                   "voices hear their current notes (--noclamped_first: at their own channel's turn).")
 _CHUNK = flags.DEFINE_integer("chunk_frames", 25, "Frames per compiled call (progress granularity).")
 _METER = flags.DEFINE_string("meter", "4/4", "Meter written into the kern files (barlines).")
 _TEMPO = flags.DEFINE_float("tempo", 100, "Tempo (quarter notes per minute) of MIDI/WAV.")
@@ -85,6 +107,9 @@ def check_flags() -> tuple[list[str], tuple[int, int], list[int]]:
     cli.check(_CHECKPOINT.value, "--checkpoint is required")
     cli.check(1 <= _VOICES.value <= MAX_VOICES, f"--voices={_VOICES.value}: must be 1..{MAX_VOICES}")
     cli.check(_TEMPERATURE.value >= 0, f"--temperature={_TEMPERATURE.value}: must be >= 0 (0: greedy)")
+    for flag in (_DURATION_TEMPERATURE, _NOTES_TEMPERATURE):
+        cli.check(flag.value is None or flag.value >= 0, f"--{flag.name}={flag.value}: must be >= 0 (0: greedy)")
+    cli.check(0 < _TOP_P.value <= 1, f"--top_p={_TOP_P.value}: must be in (0, 1] (1: off)")
     cli.check(_NUM_SCORES.value >= 1, f"--num_scores={_NUM_SCORES.value}: must be >= 1")
     cli.check(_CHUNK.value >= 1, f"--chunk_frames={_CHUNK.value}: must be >= 1")
     cli.check(_TEMPO.value > 0, f"--tempo={_TEMPO.value}: must be > 0")
@@ -103,18 +128,47 @@ def check_flags() -> tuple[list[str], tuple[int, int], list[int]]:
     channels = parse_channels(_CLAMP_VOICES.value)
     cli.check(not channels or _CLAMP_SCORE.value, "--clamp_voices needs --clamp_score")
     cli.check(channels or not _CLAMP_SCORE.value, "--clamp_score needs --clamp_voices (the channels to clamp)")
+    if _HARMONIZE.value:
+        cli.check(not (_PROMPT.value or _CLAMP_SCORE.value or channels),
+                  "--harmonize clamps all of its file's voices; give it without --prompt, --clamp_score and "
+                  "--clamp_voices")
     if _PROMPT.value and _CLAMP_SCORE.value:
         cli.check(os.path.abspath(_CLAMP_SCORE.value) == os.path.abspath(_PROMPT.value),
                   "with --prompt, --clamp_score must be the same file (clamping continues it)")
     if channels and not _PROMPT.value:
         cli.check(max(channels) < _VOICES.value, f"--clamp_voices={','.join(_CLAMP_VOICES.value)}: channel "
                   f"{max(channels)} needs --voices > {max(channels)} (got --voices={_VOICES.value})")
-    for name, path in (("prompt", _PROMPT.value), ("clamp_score", _CLAMP_SCORE.value)):
+    for name, path in (("prompt", _PROMPT.value), ("clamp_score", _CLAMP_SCORE.value), ("harmonize", _HARMONIZE.value)):
         if path and not os.path.isfile(path):
             raise cli.DataError(f"--{name}={path}: no such file")
     if not os.path.isdir(_CHECKPOINT.value):
         raise cli.DataError(f"--checkpoint={_CHECKPOINT.value}: no such directory")
     return formats, meter, channels
+
+
+def harmonize_clamp(path: str, voices: int):
+    """``(Clamp, pickup, beats)`` of --harmonize: every voice of the file, clamped as the highest of
+    ``voices`` channels in the file's order, and the file's length in quarter notes.  A file with
+    as many voices as ``voices`` or more is bad data (one line naming it)."""
+    import dataclasses
+
+    import numpy as np
+
+    from voicecomp import encoding
+    from voicecomp import sample as sample_lib
+
+    encoded, pickup = sample_lib.load_score(path)  # a bad file: one line, exit 1
+    used = np.flatnonzero((encoded.durations != encoding.EMPTY).any(axis=0)).tolist()
+    if len(used) >= voices:
+        raise cli.DataError(f"--harmonize={path}: {len(used)} voice(s) to clamp; --voices={voices} must be more "
+                            f"(at least one voice is sampled)")
+    try:
+        clamp = sample_lib.clamp_from_frames(encoded.notes, encoded.durations, used)
+    except ValueError as err:  # a voice that does not start with the score
+        raise cli.DataError(f"--harmonize={path}: {err}") from None
+    clamp = dataclasses.replace(clamp, channels=tuple(range(voices - len(used), voices)))
+    beats = float(encoding.DURATION_QUARTERS[encoded.durations].sum(axis=0).max())
+    return clamp, pickup, beats
 
 
 def main(argv):
@@ -163,6 +217,13 @@ def main(argv):
             raise cli.UsageError(f"--clamp_voices={','.join(_CLAMP_VOICES.value)}: {err} of "
                                  f"{_CLAMP_SCORE.value}") from None
         print(f"clamped voices {channels} from {_CLAMP_SCORE.value}: {clamp.lengths().tolist()} notes")
+    length = dict(beats=_BEATS.value) if _BEATS.value is not None else dict(frames=_FRAMES.value)
+    if _HARMONIZE.value:
+        clamp, clamp_pickup, file_beats = harmonize_clamp(_HARMONIZE.value, voices)
+        if _BEATS.value is None and not _FRAMES.present:
+            length = dict(beats=file_beats)
+        print(f"harmonizing {_HARMONIZE.value}: its {len(clamp.channels)} voice(s) clamped as channel(s) "
+              f"{list(clamp.channels)} of {voices}, {clamp.lengths().tolist()} notes, {file_beats:g} beats")
 
     cli.check_checkpoint_step(_CHECKPOINT.value, _STEP.value)
     config, task, state, step = train_lib.load_checkpoint(_CHECKPOINT.value, _STEP.value)
@@ -171,8 +232,7 @@ def main(argv):
           f"(history {config.model.voice_history})")
 
     pickup = clamp_pickup if clamp is not None and prompt is None else None
-    length = dict(beats=_BEATS.value) if _BEATS.value is not None else dict(frames=_FRAMES.value)
-    bar = tqdm(total=_FRAMES.value if _BEATS.value is None else None, unit="frame", desc="sampling")
+    bar = tqdm(total=length.get("frames"), unit="frame", desc="sampling")
 
     def progress(done, total):
         if total is not None:
@@ -182,8 +242,9 @@ def main(argv):
     start_time = time.perf_counter()
     scores = sample_lib.sample(
         model, params, num_scores=_NUM_SCORES.value, voices=voices, temperature=_TEMPERATURE.value,
-        seed=_SEED.value, prompt=prompt, clamp=clamp, chunk_frames=_CHUNK.value, progress=progress, pickup=pickup,
-        **length)
+        duration_temperature=_DURATION_TEMPERATURE.value, notes_temperature=_NOTES_TEMPERATURE.value,
+        top_p=_TOP_P.value, seed=_SEED.value, prompt=prompt, clamp=clamp, clamped_first=_CLAMPED_FIRST.value,
+        chunk_frames=_CHUNK.value, progress=progress, pickup=pickup, **length)
     bar.close()
     elapsed = time.perf_counter() - start_time
     print(f"sampled {len(scores)} scores in {elapsed:.1f} s (including compilation)")
@@ -191,6 +252,13 @@ def main(argv):
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     header_base = {"ENC": "voicecomp.sample", "model": f"{_CHECKPOINT.value} step {step}",
                    "temperature": _TEMPERATURE.value}
+    for flag in (_DURATION_TEMPERATURE, _NOTES_TEMPERATURE):
+        if flag.value is not None:
+            header_base[flag.name] = flag.value
+    if _TOP_P.value < 1:
+        header_base["top_p"] = _TOP_P.value
+    if clamp is not None:
+        header_base["clamped_first"] = _CLAMPED_FIRST.value
     written = []
     for i, score in enumerate(scores):
         stem = _STEM.value if len(scores) == 1 else f"{_STEM.value}{i}"

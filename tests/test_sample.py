@@ -4,6 +4,7 @@ per-example forward pass, validity of sampled scores, prompts, clamps and determ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from fractions import Fraction
 
@@ -14,7 +15,7 @@ import pytest
 
 from voicecomp import sample as S
 from voicecomp.data.humdrum import parse_kern
-from voicecomp.encoding import encode_score
+from voicecomp.encoding import encode_score, permute_channels
 from voicecomp import export
 from voicecomp.export import Voices, to_kern, voices_from_frames
 from voicecomp.models.multivoice import MultiVoiceConfig, MultiVoiceModel
@@ -105,7 +106,10 @@ def _replay(durations: np.ndarray) -> tuple[list[Fraction], dict[int, Fraction]]
     return times, ends
 
 
-def reference_sample(model, params, num_scores, voices, frames, seed, temperature=1.0, prompt=None, clamp=None):
+def reference_sample(model, params, num_scores, voices, frames, seed, temperature=1.0, prompt=None, clamp=None,
+                     duration_temperature=None, notes_temperature=None):
+    duration_temperature = temperature if duration_temperature is None else duration_temperature
+    notes_temperature = temperature if notes_temperature is None else notes_temperature
     if id(params) not in _FORWARD:
         _FORWARD[id(params)] = (params, jax.jit(lambda inputs: model.apply({"params": params}, inputs)))
     forward = _FORWARD[id(params)][1]
@@ -168,11 +172,11 @@ def reference_sample(model, params, num_scores, voices, frames, seed, temperatur
                     ptr[v] += 1
                 else:
                     logits = np.asarray(forward(example())[0])[0]
-                    cur_d[v] = _draw_duration(logits, gumbel, temperature) + NUM_SPECIAL
+                    cur_d[v] = _draw_duration(logits, gumbel, duration_temperature) + NUM_SPECIAL
                     cur_n[v] = 0
                     for n in range(M):
                         logit = np.asarray(forward(example())[1])[0, n]
-                        cur_n[v, n] = _draw_bit(logit, uniform[n], temperature)
+                        cur_n[v, n] = _draw_bit(logit, uniform[n], notes_temperature)
                 ends[v] = time + NOTE_VALUES[cur_d[v] - NUM_SPECIAL]
             notes.append(cur_n)
             durs.append(cur_d)
@@ -305,13 +309,15 @@ def source():
 
 def test_prompt_and_clamp(tiny, source):
     """A continuation keeps the prompt; a clamped voice equals the given voice note for note;
-    both agree with the reference loop.  The prompt ends inside a half note of the clamped voice."""
+    both agree with the reference loop, every voice decided at its own channel's turn
+    (``clamped_first=False``).  The prompt ends inside a half note of the clamped voice."""
     model, params = tiny
     n = 3
     prompt = S.prompt_from_frames(source.notes, source.durations, source.flows, n)
     assert source.durations[n - 1, 1] == CONT
     clamp = S.clamp_from_frames(source.notes, source.durations, [1], start_frame=n)
-    got = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp)
+    got = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp,
+                   clamped_first=False)
     ref = reference_sample(model, params, 2, VOICES, FRAMES, seed=11, prompt=prompt, clamp=clamp)
     original = voices_from_frames(source.notes, source.durations).voices[1]
     for score, (notes, durs) in zip(got, ref):
@@ -323,6 +329,130 @@ def test_prompt_and_clamp(tiny, source):
         mine = score.voices().voices[1]
         assert mine == original[: len(mine)] and len(mine) == 2
     assert not np.array_equal(got[0].notes, got[1].notes)
+
+
+def test_nucleus():
+    # softmax([2, 1, 0, -1]) = 0.644, 0.237, 0.087, 0.032: 0.7 needs the first two, 0.9 three
+    logits = jnp.array([[2.0, 1.0, 0.0, -1.0], [0.0, 2.0, -1.0, 1.0]])
+    assert S.nucleus(logits, 0.7).tolist() == [[True, True, False, False], [False, True, False, True]]
+    assert S.nucleus(logits, 0.9).tolist() == [[True, True, True, False], [True, True, False, True]]
+    assert S.nucleus(logits, 1e-6).tolist() == [[True, False, False, False], [False, True, False, False]]
+    assert bool(S.nucleus(logits, 1.0).all())
+    gumbel = jax.random.gumbel(jax.random.PRNGKey(0), (500, 4))
+    drawn = S.draw_duration(jnp.broadcast_to(logits[:1], (500, 4)), gumbel, 1.0, top_p=0.7)
+    assert set(np.asarray(drawn).tolist()) == {0, 1}  # only the nucleus, both of it
+    plain = S.draw_duration(jnp.broadcast_to(logits[:1], (500, 4)), gumbel, 1.0)
+    assert set(np.asarray(plain).tolist()) == {0, 1, 2, 3}
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x.notes, y.notes) and np.array_equal(x.durations, y.durations) for x, y in zip(a, b))
+
+
+def test_draw_options_limits(tiny, sampled):
+    """--temperature sets both parts; temperatures 0 are greedy part by part (the reference loop
+    with a greedy part); a tiny nucleus is the most likely duration."""
+    model, params = tiny
+    run = functools.partial(S.sample, model, params, num_scores=2, voices=VOICES, frames=FRAMES, seed=3)
+    assert _same(run(duration_temperature=1.0, notes_temperature=1.0), sampled)
+    assert _same(run(temperature=0.0), run(duration_temperature=0.0, notes_temperature=0.0))
+    greedy_durations = run(duration_temperature=0.0)
+    assert _same(run(top_p=1e-6), greedy_durations)
+    assert not _same(greedy_durations, sampled)
+    for duration_temperature, notes_temperature, got in ((0.0, 1.0, greedy_durations),
+                                                         (1.0, 0.0, run(notes_temperature=0.0))):
+        ref = reference_sample(model, params, 2, VOICES, FRAMES, seed=3, duration_temperature=duration_temperature,
+                               notes_temperature=notes_temperature)
+        for score, (notes, durs) in zip(got, ref):
+            np.testing.assert_array_equal(score.durations, durs)
+            np.testing.assert_array_equal(score.notes, notes)
+    with pytest.raises(ValueError, match="top_p"):
+        run(top_p=0.0)
+    with pytest.raises(ValueError, match="temperatures"):
+        run(notes_temperature=-1.0)
+
+
+def test_clamped_first_order():
+    assert S.clamped_first_order([2], 3, V) == [2, 0, 1, 3, 4, 5]
+    assert S.clamped_first_order([2, 0], 4, V) == [0, 2, 1, 3, 4, 5]
+    with pytest.raises(ValueError, match="not one of the 3 voices"):
+        S.clamped_first_order([3], 3, V)
+
+
+def test_clamped_voices_are_decided_first(tiny, source):
+    """By default the clamped voice (here channel 2, the highest of 3) is decided first in every
+    frame: the sampler is the reference loop run on the channels reordered so that it is channel 0
+    (prompt and clamp reordered too), put back in the caller's order.  The clamped voice still
+    follows the given voice note for note; the other voices come out different from the
+    own-channel order."""
+    model, params = tiny
+    n = 3
+    prompt = S.prompt_from_frames(source.notes, source.durations, source.flows, n)
+    clamp = S.clamp_from_frames(source.notes, source.durations, [2], start_frame=n)
+    got = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp)
+    order = [2, 0, 1, 3, 4, 5]
+    moved = S.prompt_from_frames(*permute_channels(source.notes, source.durations, source.flows, order), n)
+    ref = reference_sample(model, params, 2, VOICES, FRAMES, seed=11, prompt=moved,
+                           clamp=dataclasses.replace(clamp, channels=(0,)))
+    original = voices_from_frames(source.notes, source.durations).voices[2]
+    for score, (notes, durs) in zip(got, ref):
+        back_notes, back_durs, _ = permute_channels(notes, durs, np.zeros(durs.shape + (V,)), np.argsort(order))
+        np.testing.assert_array_equal(score.durations, back_durs)
+        np.testing.assert_array_equal(score.notes, back_notes)
+        np.testing.assert_array_equal(score.notes[:n], source.notes[:n])
+        mine = score.voices().voices[2]
+        assert mine == original[: len(mine)] and len(mine) >= 2
+    own = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp,
+                   clamped_first=False)
+    assert any(not np.array_equal(a.notes[:, :2], b.notes[:, :2]) for a, b in zip(got, own))
+
+
+def test_sampled_voices_hear_the_clamped_notes(tiny):
+    """The clamped voice's notes in a frame reach the voices sampled in that frame only when it is
+    decided first.  Two clamps differ only in the pitch of their first note: at the first frame
+    (START history) the sampled voices come out the same when the clamped voice is decided last,
+    and differ when it is decided first (same seed, same noise)."""
+    model, params = tiny
+    quarter = NUM_SPECIAL + NOTE_VALUES.index(Fraction(1))
+
+    def first_frame(pitch: int, clamped_first: bool) -> np.ndarray:
+        notes = np.zeros((1, 1, M), np.int8)
+        notes[0, 0, pitch - 24] = 1
+        clamp = S.Clamp((VOICES - 1,), np.array([[quarter]]), notes)
+        scores = S.sample(model, params, num_scores=4, voices=VOICES, frames=1, seed=7, clamp=clamp,
+                          clamped_first=clamped_first)
+        return np.stack([np.concatenate([s.notes[0, :VOICES - 1].ravel(), s.durations[0, :VOICES - 1]])
+                         for s in scores])
+
+    np.testing.assert_array_equal(first_frame(48, False), first_frame(84, False))
+    assert not np.array_equal(first_frame(48, True), first_frame(84, True))
+
+
+def test_sampled_logits_depend_on_the_clamped_onsets(tiny):
+    """Through the model's public decoding methods, on the frame the sampler builds when the
+    clamped voice (channel 0) has been decided and voice 1 is next: the gradients of voice 1's
+    duration logits and of a note logit with respect to channel 0's onsets are nonzero."""
+    model, params = tiny
+    b = 2
+    frames = {"e": jnp.zeros((b, C, V, M)), "t": jnp.full((b, C, V), START),
+              "f": jnp.broadcast_to(jnp.eye(V), (b, C, V, V)), "loc": jnp.zeros((b,), jnp.int32)}
+    states = model.apply({"params": params}, frames, method=model.history)
+    quarter = NUM_SPECIAL + NOTE_VALUES.index(Fraction(1))
+    y = jnp.zeros((b, V, M)).at[:, 0, 60 - 24].set(1.0)
+    yt = jnp.array([[quarter, -1, -1, EMPTY, EMPTY, EMPTY]] * b)
+    yf = jnp.broadcast_to(jnp.eye(V), (b, V, V))
+    loc = jnp.zeros((b,), jnp.int32)
+
+    def duration(y):
+        return model.apply({"params": params}, states, y, yt, yf, 1, loc, method=model.duration_logits).sum()
+
+    def note(y):
+        return model.apply({"params": params}, states, y, yt.at[:, 1].set(quarter), yf, 1, jnp.zeros((b, M)), 40,
+                           method=model.note_logit_at).sum()
+
+    for fn in (duration, note):
+        grad = jax.grad(fn)(y)
+        assert float(jnp.abs(grad[:, 0]).sum()) > 0
 
 
 def test_clamp_from_scratch_and_beats(tiny):

@@ -10,7 +10,9 @@ high pitch, each a Bernoulli on ``sigmoid(logit / temperature)`` conditioned on 
 notes net's ``CausalPitchEmbedding``).  It sees the frame as training examples did: channels below it
 with their sampled notes and durations, later channels only ``CONT``/``EMPTY`` (others masked).
 Flows are the identity over the active channels (the very first frame of a score: the full identity,
-as the encoder writes it).  ``temperature=0`` is greedy (argmax duration, bit = logit > 0).
+as the encoder writes it).  How a decision is drawn is :class:`DrawOptions`: a temperature for the
+durations and one for the onset bits (0: greedy, argmax duration and bit = logit > 0) and nucleus
+(top-p) sampling of the duration softmax.
 
 Speed.  The recurrences over the ``C`` history frames do not depend on the current frame, so one
 sampling step (one frame) computes the history states once (``MultiVoiceModel.history``) and then,
@@ -41,9 +43,15 @@ Conditioning.
 * ``clamp`` (harmonization, :class:`Clamp`): the listed channels are teacher-forced: at their turn
   they take their next note (duration and pitches) from the given sequence instead of sampling.
   They are therefore fixed and condition only on their own past (the model is never asked about
-  them, and they do not react to the sampled voices); the sampled voices condition on the clamped
-  voices' past and on those below them in the current frame, as in training.  When a clamped
-  voice's sequence runs out it is sampled freely.
+  them, and they do not react to the sampled voices).  When a clamped voice's sequence runs out it
+  is sampled freely.  With ``clamped_first`` (the default) the clamped channels are decided first
+  in every frame, so every sampled voice conditions on the clamped notes sounding with it: the
+  model shares its voice weights across channels, so the sampler simply runs on the channels
+  reordered by :func:`clamped_first_order` (prompt and clamp included) and puts the output back in
+  the caller's channel order.  Without it every channel is decided at its own place, and a sampled
+  voice below a clamped one sees only the clamped voice's past.  The model was trained on scores
+  whose channels run from the lowest voice up, so it expects the voices decided before it to lie
+  below it: ``experiments/bench_harmonize.py`` measures both orders.
 
 Only the coupled architectures (hierarchical, distributed) are supported.
 """
@@ -55,12 +63,13 @@ import functools
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from voicecomp.encoding import permute_channels
 from voicecomp.models.multivoice import MultiVoiceModel, zero_carry
 from voicecomp.vocab import CONT, EMPTY, NOTE_VALUE_TICKS_PER_QUARTER, NOTE_VALUES, NUM_LOCATIONS, NUM_SPECIAL, START
 
@@ -104,6 +113,38 @@ class Clamp:
 
     def lengths(self) -> np.ndarray:
         return (np.asarray(self.durations) >= NUM_SPECIAL).sum(axis=1)
+
+
+def clamped_first_order(clamped: Sequence[int], voices: int, num_channels: int) -> list[int]:
+    """The channel order that decides clamped channels first: channel ``c`` of the reordered score
+    is channel ``order[c]`` of the caller's (clamped channels, then the other voices, then the
+    unused channels, each group in increasing order); ``np.argsort(order)`` undoes it."""
+    clamped = sorted(set(int(c) for c in clamped))
+    outside = [c for c in clamped if not 0 <= c < voices]
+    if outside:
+        raise ValueError(f"clamped channel {outside[0]} is not one of the {voices} voices")
+    return clamped + [c for c in range(num_channels) if c not in clamped]
+
+
+class DrawOptions(NamedTuple):
+    """How the sampler draws its decisions.
+
+    ``duration_temperature`` divides the duration logits and ``notes_temperature`` the onset-bit
+    logits (0: greedy, the argmax duration and the bits with positive logits); ``top_p`` keeps,
+    before a duration is drawn, only the most probable note values whose (tempered) probabilities
+    first reach ``top_p`` in total (nucleus sampling; 1: all of them; a tiny value: the argmax)."""
+
+    duration_temperature: float = 1.0
+    notes_temperature: float = 1.0
+    top_p: float = 1.0
+
+    def check(self) -> "DrawOptions":
+        if self.duration_temperature < 0 or self.notes_temperature < 0:
+            raise ValueError(f"temperatures must be >= 0, got {self.duration_temperature} (durations) and "
+                             f"{self.notes_temperature} (notes)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,11 +324,26 @@ def step_noise(keys: jax.Array, step, voice, num_note_values: int, pitch_range: 
     return jax.vmap(one)(keys)
 
 
-def draw_duration(logits, gumbel, temperature: float):
-    """Index (0..51) of a note value: Gumbel-max on ``logits / temperature`` (argmax at 0)."""
+def nucleus(logits, top_p: float):
+    """bool mask of the nucleus of ``softmax(logits)`` (last axis): the most probable entries,
+    in decreasing order (ties: lower index first), up to the first whose cumulative probability
+    reaches ``top_p``.  It always holds the argmax."""
+    probs = jax.nn.softmax(logits, axis=-1)
+    order = jnp.argsort(-probs, axis=-1, stable=True)
+    ranked = jnp.take_along_axis(probs, order, axis=-1)
+    keep_ranked = jnp.cumsum(ranked, axis=-1) - ranked < top_p  # the mass ranked above it is short of top_p
+    return jnp.take_along_axis(keep_ranked, jnp.argsort(order, axis=-1), axis=-1)
+
+
+def draw_duration(logits, gumbel, temperature: float, top_p: float = 1.0):
+    """Index (0..51) of a note value: Gumbel-max on ``logits / temperature`` restricted to its
+    :func:`nucleus` (``top_p`` 1: every value); the argmax at temperature 0."""
     if temperature == 0:
         return jnp.argmax(logits, axis=-1)
-    return jnp.argmax(logits / temperature + gumbel, axis=-1)
+    scaled = logits / temperature
+    if top_p < 1:
+        scaled = jnp.where(nucleus(scaled, top_p), scaled, -jnp.inf)
+    return jnp.argmax(scaled + gumbel, axis=-1)
 
 
 def draw_bits(logits, uniform, temperature: float):
@@ -343,7 +399,7 @@ def _location(quarters, phase):
     return jnp.mod(trunc, NUM_LOCATIONS).astype(jnp.int32)
 
 
-def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: float, fast_notes: bool,
+def _frame_step(model: MultiVoiceModel, variables, voices: int, draw: DrawOptions, fast_notes: bool,
                 merge_unused: bool, consts, carry, _unused=None):
     cfg = model.config
     V, M = cfg.num_voices, cfg.pitch_range
@@ -403,13 +459,13 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
             # low to high: pitch n sees the voice's onsets below n
             def pitch_body(n, bits):
                 u = jax.lax.dynamic_index_in_dim(uniform, n, axis=1, keepdims=False)
-                return bits.at[:, n].set(draw_bits(logit_at(bits, n), u, temperature).astype(jnp.float32))
+                return bits.at[:, n].set(draw_bits(logit_at(bits, n), u, draw.notes_temperature).astype(jnp.float32))
 
             return jax.lax.fori_loop(0, M, pitch_body, jnp.zeros((B, M), jnp.float32))
 
         def sample(_):
             logits = apply(states, y[:, :width], yt[:, :width], yf_seen, v, loc, method=model.duration_logits)
-            d = draw_duration(logits, gumbel, temperature).astype(jnp.int32) + NUM_SPECIAL
+            d = draw_duration(logits, gumbel, draw.duration_temperature, draw.top_p).astype(jnp.int32) + NUM_SPECIAL
             d = jnp.where(clamped, clamp_d, d)
             yt_now = yt.at[:, v].set(d)[:, :width]
             if fast_notes:
@@ -451,13 +507,13 @@ def _frame_step(model: MultiVoiceModel, variables, voices: int, temperature: flo
 
 
 @functools.lru_cache(maxsize=32)
-def _chunk_fn(config, voices: int, temperature: float, length: int, fast_notes: bool = True,
+def _chunk_fn(config, voices: int, draw: DrawOptions, length: int, fast_notes: bool = True,
               merge_unused: bool = False):
     """Jitted ``(variables, consts, carry) -> (carry, frames)`` running ``length`` frames."""
     model = MultiVoiceModel(config)
 
     def run(variables, consts, carry):
-        body = functools.partial(_frame_step, model, variables, voices, temperature, fast_notes, merge_unused, consts)
+        body = functools.partial(_frame_step, model, variables, voices, draw, fast_notes, merge_unused, consts)
         return jax.lax.scan(body, carry, None, length=length)
 
     return jax.jit(run)
@@ -567,9 +623,13 @@ def sample(
     frames: Optional[int] = None,
     beats: Optional[float] = None,
     temperature: float = 1.0,
+    duration_temperature: Optional[float] = None,
+    notes_temperature: Optional[float] = None,
+    top_p: float = 1.0,
     seed: int = 0,
     prompt: Optional[Prompt] = None,
     clamp: Optional[Clamp] = None,
+    clamped_first: bool = True,
     chunk_frames: int = 25,
     max_frames: int = MAX_FRAMES,
     progress: Optional[Callable[[int, int], None]] = None,
@@ -585,9 +645,13 @@ def sample(
       frames: frames (events) to sample after the prompt; or ``beats``: sample until every score's
         next frame starts at or after this many quarter notes from the score start (frames
         starting later are dropped, the last notes may sound beyond it).
-      temperature: softmax / sigmoid temperature (0: greedy).
+      temperature: softmax / sigmoid temperature (0: greedy); ``duration_temperature`` /
+        ``notes_temperature`` override it for the durations / the onset bits.
+      top_p: nucleus sampling of the duration softmax (:class:`DrawOptions`; 1: off).
       seed: scores are a deterministic function of (seed, score index, model, options).
       prompt: continue these frames (:class:`Prompt`); clamp: teacher-forced voices (:class:`Clamp`).
+      clamped_first: decide the clamped channels first in every frame (module docstring); the
+        output keeps the caller's channels either way.
       chunk_frames: frames per jit call (progress granularity); ``progress(done, total)`` after
         each (``total`` None with ``beats``).
       pickup: quarter notes before the first barline (location classes and barlines); default 0,
@@ -608,8 +672,16 @@ def sample(
     voices = 4 if voices is None else int(voices)
     if not 1 <= voices <= cfg.num_voices:
         raise ValueError(f"voices must be 1..{cfg.num_voices}, got {voices}")
-    if temperature < 0:
-        raise ValueError("temperature must be >= 0")
+    draw = DrawOptions(
+        float(temperature if duration_temperature is None else duration_temperature),
+        float(temperature if notes_temperature is None else notes_temperature), float(top_p)).check()
+    order = list(range(cfg.num_voices))
+    if clamp is not None and clamped_first:
+        order = clamped_first_order(clamp.channels, voices, cfg.num_voices)
+        clamp = dataclasses.replace(clamp, channels=tuple(order.index(c) for c in clamp.channels))
+        if prompt is not None:
+            prompt = dataclasses.replace(prompt, **dict(zip(("notes", "durations", "flows"), permute_channels(
+                prompt.notes, prompt.durations, prompt.flows, order))))
     consts = _clamp_consts(clamp, cfg.num_voices, cfg.pitch_range, voices)
     merge = cfg.architecture == "hierarchical" and cfg.history == "window" and voices < cfg.num_voices and (
         prompt is None or _unused_channels_alike(prompt, voices, cfg.voice_history))
@@ -624,7 +696,7 @@ def sample(
     outputs = []
     done = 0
     while done < target:
-        carry, out = _chunk_fn(cfg, voices, float(temperature), length, fast_notes, merge)(variables, consts, carry)
+        carry, out = _chunk_fn(cfg, voices, draw, length, fast_notes, merge)(variables, consts, carry)
         out = jax.device_get(out)
         outputs.append(out)
         done += length
@@ -651,6 +723,7 @@ def sample(
         if prompt is not None:
             parts = [np.concatenate([a, x]) for a, x in zip((prompt.notes, prompt.durations, prompt.flows), parts)]
             prompt_times = frame_times(prompt.durations)
+        parts = permute_channels(*parts, np.argsort(order))  # back to the caller's channels
         scores.append(SampledScore(
             notes=parts[0].astype(np.int8), durations=parts[1].astype(np.int8), flows=parts[2].astype(np.int8),
             times=tuple(prompt_times) + tuple(times[:keep]), pickup=pickup,

@@ -85,6 +85,15 @@ SAMPLE = [
     Case("single_voice_checkpoint", ("--checkpoint={single_voice}",), USAGE,
          r"--checkpoint=\S+ holds a single-voice model \(single_01\); sample\.py samples the coupled"),
     Case("missing_step", ("--checkpoint={published}", "--step=5"), USAGE, r"--step=5: \S+ has checkpoints at steps 0"),
+    Case("bad_top_p", ("--checkpoint={published}", "--top_p=0"), USAGE, r"--top_p=0\.0: must be in \(0, 1\]"),
+    Case("negative_notes_temperature", ("--checkpoint={published}", "--notes_temperature=-0.5"), USAGE,
+         r"--notes_temperature=-0\.5: must be >= 0"),
+    Case("harmonize_with_clamp", ("--checkpoint={published}", "--harmonize={chorale}", "--clamp_score={chorale}",
+                                  "--clamp_voices=3"), USAGE, r"--harmonize clamps all of its file's voices"),
+    Case("harmonize_too_many_voices", ("--checkpoint={published}", "--harmonize={chorale}", "--voices=3"), DATA,
+         r"--harmonize=\S+chor001\.krn: 4 voice\(s\) to clamp; --voices=3 must be more"),
+    Case("missing_harmonize", ("--checkpoint={published}", "--harmonize={missing}.mxl"), DATA,
+         r"--harmonize=\S+\.mxl: no such file"),
 ]
 
 MAIN = [

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,28 @@ def test_train_evaluate_sample_on_a_folder(trained, chorale_folder, env, tmp_pat
     assert read_score(out / "continued.krn").num_frames == written.num_frames
 
 
+
+def test_harmonize_a_melody(trained, chorale_folder, env, tmp_path):
+    """--harmonize: a one-part MusicXML melody (a chorale's soprano) becomes the top voice of a
+    three-voice score, note for note, for as long as the melody lasts; the two voices below it are
+    sampled."""
+    from voicecomp.export import Voices, to_musicxml, voices_from_score
+
+    soprano = voices_from_score(read_score(chorale_folder / f"{CHORALES[0]}.mxl")).voices[-1]
+    melody = tmp_path / "melody.musicxml"
+    to_musicxml(Voices((soprano,), Fraction(0)), melody)
+    out = tmp_path / "harmonized"
+    script("sample.py", f"--checkpoint={trained}", f"--harmonize={melody}", "--voices=3", "--num_scores=1",
+           f"--out_dir={out}", "--formats=kern", "--stem=harmonized", env=env)
+    written = voices_from_score(read_score(out / "harmonized.krn"))
+    assert len(written.voices) == 3 and all(written.voices)
+    sounding = [note for note in written.voices[2] if note.pitches]
+    assert sounding == [note for note in soprano if note.pitches]
+    end = max(note.end for note in soprano)
+    # sampling stops at the melody's end; the last sampled notes may sound beyond it
+    assert all(note.onset < end for voice in written.voices for note in voice if note.pitches)
+
+
 def test_bad_input_is_one_line(trained, chorale_folder, env, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -130,7 +153,9 @@ def test_bad_input_is_one_line(trained, chorale_folder, env, tmp_path):
     seven.write_text(f"<score-partwise><part-list>{parts}</part-list>{body}</score-partwise>")
     cases = [(["--prompt", broken], "broken.musicxml: unreadable MusicXML"),
              (["--prompt", silent], "silent.mid: no notes"),
-             (["--clamp_score", seven, "--clamp_voices=0"], "seven.musicxml: 7 voices")]
+             (["--clamp_score", seven, "--clamp_voices=0"], "seven.musicxml: 7 voices"),
+             (["--harmonize", chorale_folder / f"{CHORALES[0]}.mxl", "--voices=4"],
+              f"{CHORALES[0]}.mxl: 4 voice(s) to clamp; --voices=4 must be more")]
     for (flag, path, *more), expected in cases:
         result = script("sample.py", f"--checkpoint={trained}", f"{flag}={path}", *more, "--frames=4",
                         f"--out_dir={tmp_path / 'out'}", env=env, check=False)

@@ -8,11 +8,13 @@ test split, with the melody decided after (old ordering) or before (new) the sam
 
 Within a frame the coupled models decide the voices from channel 0 up, so a voice hears the
 current notes of the lower channels only.  Kern spines are numbered from the lowest staff up:
-in a chorale the soprano is the highest channel (3), and sampled on its own channel the three
-other voices never hear the soprano note that sounds with them (the *old* ordering).  The *new*
-ordering moves the clamped soprano to channel 0 (the others keep their order above it); since
-the voice weights are shared, the encoded score's channels are simply permuted
-(:func:`voicecomp.encoding.permute_channels`).  For each ordering the benchmark reports:
+in a chorale the soprano is the highest channel (3), and decided at its own channel's turn the
+three other voices never hear the soprano note that sounds with them (the *old* ordering, the
+sampler's ``clamped_first=False``).  The *new* ordering decides the clamped soprano first (the
+sampler's default: :func:`voicecomp.sample.clamped_first_order` moves it to channel 0, the
+others keep their order above it); since the voice weights are shared, the likelihoods are those
+of the encoded score with its channels permuted so (:func:`voicecomp.encoding.permute_channels`).
+For each ordering the benchmark reports:
 
 * **conditional bits/beat** of the real alto, tenor and bass given the soprano: the exact
   likelihood of their events (every onset example of those voices, SPEC §1.4) with the soprano
@@ -73,16 +75,14 @@ def check_flags() -> None:
 
 
 def channel_order(voices: int, melody: int, ordering: str) -> list[int]:
-    """Channel order of an ordering: ``old`` keeps the score's channels, ``new`` puts the melody
-    first and the other voices after it in their order."""
+    """Channel order of an ordering: ``old`` keeps the score's channels, ``new`` is the sampler's
+    order for a clamped melody (:func:`voicecomp.sample.clamped_first_order`)."""
+    from voicecomp import sample as sample_lib
+    from voicecomp.vocab import MAX_VOICES
+
     if ordering == "old":
-        return list(range(voices))
-    return [melody] + [c for c in range(voices) if c != melody]
-
-
-def full_order(order: list[int], channels: int) -> list[int]:
-    """``order`` of the used channels extended by the unused ones, unmoved."""
-    return order + list(range(len(order), channels))
+        return list(range(MAX_VOICES))
+    return sample_lib.clamped_first_order([melody], voices, MAX_VOICES)
 
 
 def load_scores(kernscores_dir, corpus_name: str, split: str, limit: int):
@@ -121,6 +121,7 @@ def conditional_likelihood(config, params, scores, voices: int) -> tuple[dict, f
     of the melody alone, of all voices and of each voice (module docstring); and the beats."""
     import jax
     import numpy as np
+    from tqdm import tqdm
 
     from voicecomp import encoding, evaluation, metrics
     from voicecomp.tasks import make_task
@@ -130,7 +131,7 @@ def conditional_likelihood(config, params, scores, voices: int) -> tuple[dict, f
     beats = sum(s.beats() for s in scores.values())
     tables, orders = {}, {}
     for ordering in ORDERINGS:
-        orders[ordering] = full_order(channel_order(voices, melody, ordering), encoding.MAX_VOICES)
+        orders[ordering] = channel_order(voices, melody, ordering)
         permuted = {k: dataclasses.replace(s, **dict(zip(("notes", "durations", "flows"), encoding.permute_channels(
             s.notes, s.durations, s.flows, orders[ordering])))) for k, s in scores.items()}
         tables[ordering] = encoding.build_frame_table(permuted)
@@ -142,6 +143,7 @@ def conditional_likelihood(config, params, scores, voices: int) -> tuple[dict, f
         examples, time_nats, note_nats = (np.zeros(encoding.MAX_VOICES) for _ in range(3))
         batcher = task.batcher(ordering, shards=1, batch_size=evaluation.EVAL_BATCH_SIZE,
                                max_frames=evaluation.EVAL_MAX_FRAMES)
+        bar = tqdm(total=table.num_examples, unit="ex", desc=f"likelihood, {ordering} ordering", mininterval=1.0)
         for batch in batcher.sequential():
             (time_ce, note_ce, _, _), _ = eval_step(params, batch, task.initial_carry(1))
             time_ce, note_ce = (np.asarray(x, np.float64).ravel() for x in jax.device_get((time_ce, note_ce)))
@@ -150,6 +152,8 @@ def conditional_likelihood(config, params, scores, voices: int) -> tuple[dict, f
             np.add.at(examples, channel, 1)
             np.add.at(time_nats, channel, time_ce[scored])
             np.add.at(note_nats, channel, note_ce[scored])
+            bar.update(int(scored.sum()))
+        bar.close()
         if int(examples.sum()) != table.num_examples:
             raise RuntimeError(f"{ordering} ordering: {int(examples.sum())} of {table.num_examples} examples scored")
         channel_of = [orders[ordering].index(v) for v in range(voices)]  # score voice -> permuted channel
@@ -203,22 +207,19 @@ def sample_statistics(model, params, scores, pickups, voices: int, seeds: int, s
     bar = tqdm(total=len(scores) * len(ORDERINGS), unit="harmonization", desc=f"sampling x{seeds}")
     for score_id, score in scores.items():
         want = melody_notes(score.notes, score.durations, melody)
+        clamp = sample_lib.clamp_from_frames(score.notes, score.durations, [melody])
+        # one clamp length for every score: one compiled sampler
+        pad = longest - clamp.durations.shape[1]
+        clamp = dataclasses.replace(clamp, durations=np.pad(clamp.durations, ((0, 0), (0, pad)), constant_values=-1),
+                                    notes=np.pad(clamp.notes, ((0, 0), (0, pad), (0, 0))))
         for ordering in ORDERINGS:
-            order = full_order(channel_order(voices, melody, ordering), encoding.MAX_VOICES)
-            notes, durations, _ = encoding.permute_channels(score.notes, score.durations, score.flows, order)
-            clamp = sample_lib.clamp_from_frames(notes, durations, [order.index(melody)])
-            # one clamp length for every score: one compiled sampler
-            pad = longest - clamp.durations.shape[1]
-            clamp = dataclasses.replace(clamp, durations=np.pad(clamp.durations, ((0, 0), (0, pad)), constant_values=-1),
-                                        notes=np.pad(clamp.notes, ((0, 0), (0, pad), (0, 0))))
             sampled = sample_lib.sample(model, params, num_scores=seeds, voices=voices, beats=score.beats(),
-                                        temperature=temperature, seed=seed, clamp=clamp, pickup=pickups[score_id])
-            inverse = np.argsort(order)
+                                        temperature=temperature, seed=seed, clamp=clamp, pickup=pickups[score_id],
+                                        clamped_first=ordering == "new")
             for result in sampled:
-                notes, durations, _ = encoding.permute_channels(result.notes, result.durations, result.flows, inverse)
-                if melody_notes(notes, durations, melody) != want:
+                if melody_notes(result.notes, result.durations, melody) != want:
                     raise RuntimeError(f"{score_id} ({ordering} ordering): the clamped soprano was not reproduced")
-                counts[ordering] += count_voice_leading(notes, durations, channels, melody, ranges)
+                counts[ordering] += count_voice_leading(result.notes, result.durations, channels, melody, ranges)
             bar.update(1)
     bar.close()
     offset = encoding.PITCH_OFFSET

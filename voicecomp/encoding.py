@@ -92,8 +92,8 @@ def frame_locations(score: KernScore, arithmetic: str = "reference") -> np.ndarr
     onset = score.durations > 0
     if arithmetic == "reference":
         quarters = np.where(onset, score.reference_durations, np.inf)
-        steps = 48 * quarters.min(axis=1)
-        start = -48 * (score.reference_pickup % 1)
+        steps = NUM_LOCATIONS * quarters.min(axis=1)
+        start = -NUM_LOCATIONS * (score.reference_pickup % 1)
         # add.accumulate is sequential, so this reproduces loc += 48 * step bit for bit.
         loc = np.add.accumulate(np.concatenate([[start], steps[:-1]]))
         return np.trunc(loc).astype(np.int64)

@@ -279,7 +279,7 @@ def score_parts(
             classes = location_classes(score.event_onset[keep], score.pickup)
         else:  # the reference's float expression, round(48 * loc) % 48
             shifted = 4 * location - score.reference_pickup % 1
-            classes = np.array([round(48 * x) % 48 for x in shifted.tolist()], dtype=np.int64)
+            classes = np.array([round(NUM_LOCATIONS * x) % NUM_LOCATIONS for x in shifted.tolist()], dtype=np.int64)
         out[part_id] = {
             "notes": notes,
             "duration_ticks": score.event_duration[keep],

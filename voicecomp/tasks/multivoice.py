@@ -49,6 +49,14 @@ class FrameBatcher:
     (``weight`` 0 on padding) and ``max_frames / shards`` history rows, and the
     examples of one frame always share a pack.  The packing depends only on the
     data, the seed and the epoch, never on how many devices run it.
+
+    Batch arrays, ``S`` shards, ``F`` frame rows and ``B`` example slots per pack, ``C`` history
+    frames, ``V`` channels (6, fewer where idle channels are left out), ``M`` pitches: the
+    history ``e`` [S, F, C, V, M], ``t`` [S, F, C, V], ``f`` [S, F, C, V, V], ``loc`` [S, F];
+    per example ``frame`` / ``voice`` [S, B] (its history row and channel), the current frame
+    ``y`` [S, B, V, M], ``yt`` [S, B, V], ``yf`` [S, B, V, V], and ``duration_target`` [S, B],
+    ``notes_target`` [S, B, M], ``weight`` [S, B] (the keys of
+    :data:`voicecomp.models.multivoice.FRAME_SHARED_KEYS`, checked by the model).
     """
 
     def __init__(self, table: encoding.FrameTable, history: int, batch_size: int, max_frames: int,

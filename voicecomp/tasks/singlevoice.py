@@ -36,6 +36,11 @@ class PartBatcher:
     leading axis (``weight`` 0 on padding).  The training order is a permutation per
     (seed, epoch); the position (epoch, batch index) resumes it exactly.  An epoch's
     last partial batch is skipped in training; :meth:`sequential` pads it.
+
+    Batch arrays (``S`` shards, ``B`` slots, ``m`` history events, ``M`` pitches): ``e``
+    [S, B, m, M], ``t`` [S, B, m], ``loc`` [S, B], ``y`` [S, B, M], ``yt`` [S, B],
+    ``duration_target`` [S, B], ``notes_target`` [S, B, M] (the gathers of
+    :mod:`voicecomp.data.parts`) and ``weight`` [S, B].
     """
 
     def __init__(self, gather, num_events: int, batch_size: int, shards: int = 1,

@@ -504,7 +504,8 @@ class CoupledRecurrence(nn.Module):
         left out (:class:`IdleChannels`, ``num_steps + 1`` steps: the last is the current frame).
         Returns ``(voice_state, global_state)`` (``global_state`` None while never updated), plus
         with ``idle`` the idle channels' summed state at the current frame (it does not depend on
-        the example: idle channels are never predicted).
+        the example: idle channels are never predicted), ``[B, ..., H]`` or, where it is the same
+        for every frame, ``[..., H]``.
         A python loop over the static steps: under jit on CPU it was as fast as ``lax.scan``
         forward and faster forward+backward (bench notes in experiments/bench_model.py).
         """
@@ -535,8 +536,7 @@ class CoupledRecurrence(nn.Module):
             return voice_state, global_state
         current = self.idle_step(idle_state, idle.drive_at(num_steps),
                                  None if idle.flow is None else idle.flow[:, num_steps])
-        per_frame = voice_state.shape[:1] + voice_state.shape[2:]
-        return voice_state, global_state, jnp.broadcast_to(current, per_frame)
+        return voice_state, global_state, current
 
     def stream(
         self,
@@ -660,7 +660,9 @@ class CoupledRecurrence(nn.Module):
             mixed_state = _mix_voices(mixing, jnp.take(voice_state, frame, axis=0))  # DCE'd unless used
         new_voice_state = self.voice_cell(mixed_projected, drive, mixed_state)
         if self._hierarchical:
-            idle_sum = None if idle_state is None else jnp.take(idle_state, frame, axis=0)
+            idle_sum = idle_state
+            if idle_state is not None and idle_state.ndim == drive.ndim - 1:  # per frame
+                idle_sum = jnp.take(idle_state, frame, axis=0)
             new_global_state = self.global_cell(projected_global, new_voice_state, idle_sum)
             return self.readout(new_voice_state[:, 0], new_global_state, position)
         return self.readout(new_voice_state[:, 0], new_voice_state.sum(axis=1), position)

@@ -2,7 +2,8 @@
 
 Prints forward and forward+backward examples/s for per-example and frame-shared inputs:
 
-    python experiments/bench_model.py [--batch 100] [--examples-per-frame 2.5] [--history 10]
+    python experiments/bench_model.py [--batch 100] [--examples-per-frame 2.5] [--history 10] \
+        [--channels 4]
 
 Design notes measured with this kind of script (2-core AMD EPYC Zen 4, shared, noisy):
 * python loop over the C static steps vs ``lax.scan``: forward within noise, forward+backward
@@ -10,6 +11,10 @@ Design notes measured with this kind of script (2-core AMD EPYC Zen 4, shared, n
 * fusing the 16->128 pitch projection into the recurrent matmul (K = 144) and the global
   state's two matmuls into one (K = 256) saved ~20-25% of the history time.
 * bfloat16 matmul operands (``--bf16``) are slower than float32 under XLA on this CPU.
+* ``--channels N`` adds frame-shared rows with the channels from N up left out as idle channels:
+  without idle inputs (a window clear of the START padding: no recurrence for them, XLA's cost
+  analysis counts the same flops as the previous constant-state form) and with them (their
+  summed state runs the recurrence, as in START-padded windows and streams: about one channel).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from voicecomp import cli
 from voicecomp.metrics import nats_per_event
 from voicecomp.models import MultiVoiceConfig, MultiVoiceModel
 from voicecomp.models.multivoice import ARCHITECTURES
-from voicecomp.vocab import NUM_SPECIAL
+from voicecomp.vocab import NUM_SPECIAL, START
 
 
 def make_inputs(cfg: MultiVoiceConfig, batch: int, frames: int, seed: int = 0):
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--architecture", default="hierarchical")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 matmul operands")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--channels", type=int, default=6, help="frame-shared rows with the channels from this one "
+                        "up left out as idle channels (hierarchical)")
     args = parser.parse_args()
     for name in ("batch", "history", "repeats"):
         if getattr(args, name) < 1:
@@ -82,6 +89,8 @@ def main() -> None:
         parser.error(f"--examples-per-frame={args.examples_per_frame}: must be > 0")
     if args.architecture not in ARCHITECTURES:
         parser.error(f"--architecture={args.architecture}: choose from {', '.join(ARCHITECTURES)}")
+    if not 1 <= args.channels <= 6 or (args.channels < 6 and args.architecture != "hierarchical"):
+        parser.error(f"--channels={args.channels}: 1..6, fewer than 6 for the hierarchical architecture only")
 
     cfg = MultiVoiceConfig(
         architecture=args.architecture,
@@ -106,10 +115,17 @@ def main() -> None:
 
     print(f"device={jax.devices()[0].device_kind} batch={args.batch} frames={frames} C={args.history} "
           f"arch={args.architecture} dtype={jnp.dtype(cfg.compute_dtype).name}")
-    for name, inputs, method in (
-        ("per-example", per_example, None),
-        ("frame-shared", shared, MultiVoiceModel.frame_shared),
-    ):
+    rows = [("per-example", per_example, None), ("frame-shared", shared, MultiVoiceModel.frame_shared)]
+    if args.channels < cfg.num_voices:
+        used = args.channels
+        narrow = dict(shared, e=shared["e"][:, :, :used], t=shared["t"][:, :, :used],
+                      f=shared["f"][:, :, :used, :used], y=shared["y"][:, :used], yt=shared["yt"][:, :used],
+                      yf=shared["yf"][:, :used, :used])
+        steps = (frames, args.history + 1)  # START tokens, self-flow: their recurrence runs at every step
+        idle = dict(narrow, idle_t=np.full(steps, START, np.int8), idle_f=np.ones(steps, np.int8))
+        rows += [(f"idle {used}-", narrow, MultiVoiceModel.frame_shared),
+                 (f"idle {used}- rec", idle, MultiVoiceModel.frame_shared)]
+    for name, inputs, method in rows:
         fwd = jax.jit(lambda v, x, method=method: forward(v, x, method))
         grad = jax.jit(jax.value_and_grad(lambda v, x, method=method: loss(v, x, method)))
         t_fwd, m_fwd = time_call(fwd, variables, inputs, repeats=args.repeats)

@@ -10,9 +10,11 @@ are read as **kern, MusicXML (.musicxml, .mxl, .xml) or MIDI (.mid, .midi) by th
 
 Harmonize: clamp voices to a score's voices (channel = kern spine or voice, 0 = the lowest staff)
 and sample the others.  Clamped voices are teacher-forced: they follow the given notes exactly and
-do not react to the sampled voices.  By default they are decided first in every frame, so the
-sampled voices hear the clamped notes sounding with them (--noclamped_first: every voice at its
-own channel's turn, as before); the output keeps the channels as given.  With a prompt too,
+do not react to the sampled voices.  By default every voice is decided at its own channel's turn
+(lowest first, as in training); --clamped_first decides the clamped voices first in every frame,
+so the sampled voices hear the clamped notes sounding with them, but models trained bottom-up then
+place the sampled voices above them (experiments/bench_harmonize.py); the output keeps the
+channels as given either way.  With a prompt too,
 clamping starts after the prompt (give the same file to continue a harmonization):
 
   python experiments/sample.py --checkpoint=... --clamp_score=chor001.krn --clamp_voices=3 --beats=32
@@ -64,8 +66,9 @@ _CLAMP_SCORE = flags.DEFINE_string("clamp_score", None, "A score file (kern, Mus
                                    "clamped.")
 _HARMONIZE = flags.DEFINE_string("harmonize", None, "A score file (a melody, say) whose voices are all clamped, as the "
                                  "highest of --voices voices; the others are sampled.")
-_CLAMPED_FIRST = flags.DEFINE_bool("clamped_first", True, "Decide clamped voices first in every frame, so the sampled "
-                                   "voices hear their current notes (--noclamped_first: at their own channel's turn).")
+_CLAMPED_FIRST = flags.DEFINE_bool("clamped_first", False, "Decide clamped voices first in every frame, so the sampled "
+                                   "voices hear their current notes (default: each at its own channel's turn, as in "
+                                   "training; see experiments/bench_harmonize.py).")
 _CHUNK = flags.DEFINE_integer("chunk_frames", 25, "Frames per compiled call (progress granularity).")
 _METER = flags.DEFINE_string("meter", "4/4", "Meter written into the kern files (barlines).")
 _TEMPO = flags.DEFINE_float("tempo", 100, "Tempo (quarter notes per minute) of MIDI/WAV.")

@@ -380,8 +380,8 @@ def test_clamped_first_order():
 
 
 def test_clamped_voices_are_decided_first(tiny, source):
-    """By default the clamped voice (here channel 2, the highest of 3) is decided first in every
-    frame: the sampler is the reference loop run on the channels reordered so that it is channel 0
+    """With ``clamped_first`` the clamped voice (here channel 2, the highest of 3) is decided first
+    in every frame: the sampler is the reference loop run on the channels reordered so that it is channel 0
     (prompt and clamp reordered too), put back in the caller's order.  The clamped voice still
     follows the given voice note for note; the other voices come out different from the
     own-channel order."""
@@ -389,7 +389,8 @@ def test_clamped_voices_are_decided_first(tiny, source):
     n = 3
     prompt = S.prompt_from_frames(source.notes, source.durations, source.flows, n)
     clamp = S.clamp_from_frames(source.notes, source.durations, [2], start_frame=n)
-    got = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp)
+    got = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp,
+                   clamped_first=True)
     order = [2, 0, 1, 3, 4, 5]
     moved = S.prompt_from_frames(*permute_channels(source.notes, source.durations, source.flows, order), n)
     ref = reference_sample(model, params, 2, VOICES, FRAMES, seed=11, prompt=moved,
@@ -402,8 +403,7 @@ def test_clamped_voices_are_decided_first(tiny, source):
         np.testing.assert_array_equal(score.notes[:n], source.notes[:n])
         mine = score.voices().voices[2]
         assert mine == original[: len(mine)] and len(mine) >= 2
-    own = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp,
-                   clamped_first=False)
+    own = S.sample(model, params, num_scores=2, frames=FRAMES, seed=11, prompt=prompt, clamp=clamp)
     assert any(not np.array_equal(a.notes[:, :2], b.notes[:, :2]) for a, b in zip(got, own))
 
 

@@ -29,6 +29,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-host run.")
 _MAX_MINUTES = flags.DEFINE_float("max_minutes", 0.0, "Wall-clock limit of this invocation (0: none): checkpoint and "
                                   "exit when reached; rerun to continue. Single-host runs only.")
+_MAX_TRAIN_MINUTES = flags.DEFINE_float("max_train_minutes", 0.0, "Budget of the run's training wall time (all "
+                                        "invocations, evaluations excluded; 0: none): checkpoint, evaluate and stop "
+                                        "when it is spent; rerunning resumes towards it. Single-host runs only.")
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved configuration (preset and flags) as "
                                   "JSON and its learning-rate stages, then exit; needs no --workdir.")
 
@@ -69,20 +72,23 @@ def main(argv):
         return 0
     if not flags.FLAGS.workdir:
         raise cli.UsageError("--workdir is required (or --list_experiments / --print_config)")
-    if _COORDINATOR.value and _MAX_MINUTES.value:
-        raise cli.UsageError("--max_minutes would stop hosts at different steps; not available with multi-host runs")
+    if _COORDINATOR.value and (_MAX_MINUTES.value or _MAX_TRAIN_MINUTES.value):
+        raise cli.UsageError("--max_minutes / --max_train_minutes would stop hosts at different steps; not available "
+                             "with multi-host runs")
     if _COORDINATOR.value:
         import jax
 
         # Every host runs this same command; each reads its own shards of the data order.
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     cli.positive("max_minutes", _MAX_MINUTES.value, zero=True)
+    cli.positive("max_train_minutes", _MAX_TRAIN_MINUTES.value, zero=True)
     cli.check_train_config(config, flags.FLAGS.workdir)
     from voicecomp import train as train_lib
     from voicecomp.data.humdrum import KernParseError
 
     try:
-        train_lib.train(config, flags.FLAGS.workdir, max_seconds=60 * _MAX_MINUTES.value)
+        train_lib.train(config, flags.FLAGS.workdir, max_seconds=60 * _MAX_MINUTES.value,
+                        max_train_seconds=60 * _MAX_TRAIN_MINUTES.value)
     except train_lib.NonFiniteLoss as err:
         print(f"error: {err}")
         return 3

@@ -50,6 +50,23 @@ def test_loss_falls(tmp_path, chorale_data):
     assert (tmp_path / curves.CURVES_FILE).is_file()
 
 
+def test_training_budget_counts_across_invocations(tmp_path, chorale_data):
+    """--max_train_minutes: the run stops once its training time (evaluations excluded) is spent,
+    saves and evaluates there; the training time is in every eval row and checkpoint, so a rerun
+    of a spent run trains no further step."""
+    config = TINY.replace(num_steps=100_000, eval_every=20)
+    train_lib.train(config, str(tmp_path), data=chorale_data, progress=False, max_train_seconds=3.0)
+    rows = checkpoint_lib.read_metrics(str(tmp_path))
+    evals = [r for r in rows if r["kind"] == "eval"]
+    _, _, _, step = train_lib.load_checkpoint(str(tmp_path))
+    assert 0 < step < config.num_steps and evals[-1]["step"] == step
+    seconds = [r["train_seconds"] for r in evals]
+    assert seconds[0] == 0.0 and seconds == sorted(seconds) and seconds[-1] >= 3.0
+    train_lib.train(config, str(tmp_path), data=chorale_data, progress=False, max_train_seconds=3.0)
+    assert train_lib.load_checkpoint(str(tmp_path))[3] == step
+    assert checkpoint_lib.read_metrics(str(tmp_path)) == rows
+
+
 def test_nonfinite_loss_stops_with_checkpoint_intact(tmp_path, chorale_data):
     config = TINY.replace(learning_rate=1e4, num_steps=200, checkpoint_every=1)
     with pytest.raises(train_lib.NonFiniteLoss, match="is intact"):

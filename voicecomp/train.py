@@ -158,7 +158,7 @@ def first_nonfinite(state: TrainState) -> str:
 
 
 def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional[Task] = None,
-          progress: bool = True, max_seconds: float = 0.0) -> TrainState:
+          progress: bool = True, max_seconds: float = 0.0, max_train_seconds: float = 0.0) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state.
 
     ``data``: the task's data, already loaded (e.g. :class:`voicecomp.tasks.multivoice.Data`);
@@ -166,6 +166,9 @@ def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional
     ``max_seconds`` (0: none) is a wall-clock limit on this call, counted from its start: when
     it is reached the run checkpoints and returns early, as on SIGTERM, and rerunning resumes.
     It is not part of the configuration because it does not change what a step computes.
+    ``max_train_seconds`` (0: none) is a budget on the run's training wall time (every invocation,
+    evaluations excluded, ``train_seconds`` in the metrics and checkpoints): the run stops, saves
+    and evaluates once it is spent, and a rerun resumes towards the same budget.
     """
     deadline = time.perf_counter() + max_seconds if max_seconds > 0 else math.inf
     stored = None
@@ -211,13 +214,26 @@ def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional
         checkpoint_lib.rewrite_metrics(workdir, [r for r in checkpoint_lib.read_metrics(workdir) if r["step"] <= step])
         print(f"resumed from step {step} (epoch {position.epoch}, batch {position.batch})")
     start_step = int(state.step)
+    # Training wall time of the run (all invocations, evaluations excluded): the x axis of
+    # time-budget comparisons, saved with every checkpoint so that a resumed run keeps counting.
+    train_seconds = float(restored[2].get("train_seconds", 0.0)) if restored is not None else 0.0
+    eval_seconds = 0.0
+    loop_start = time.perf_counter()
+
+    def elapsed() -> float:
+        return train_seconds + time.perf_counter() - loop_start - eval_seconds
+
+    def budget_spent() -> bool:
+        return max_train_seconds > 0 and elapsed() >= max_train_seconds
 
     train_step = make_train_step(task, tx, config.loss_events_per_beat / metrics.LN2, config.ema_decay)
     eval_step = evaluation.make_eval_step(task)
     eval_splits = [split for split in EVAL_SAMPLE_SEEDS if split in task.splits()]
 
     def run_eval(step: int) -> None:
-        row: dict[str, Any] = {"kind": "eval", "step": step}
+        nonlocal eval_seconds
+        began = time.perf_counter()
+        row: dict[str, Any] = {"kind": "eval", "step": step, "train_seconds": round(elapsed(), 1)}
         for split in eval_splits:
             result = evaluation.evaluate(task, state.ema_params, split, size=config.eval_examples,
                                          seed=EVAL_SAMPLE_SEEDS[split], placement=placement, eval_step=eval_step)
@@ -226,9 +242,11 @@ def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional
         plot_learning_curves(workdir)
         summary = "  ".join(f"{s} {row[s]['bits_per_beat_reference']['total']:.3f}" for s in eval_splits)
         print(f"step {step:>8}  eval (iterate average, bits/beat at {config.loss_events_per_beat:.4f}): {summary}")
+        eval_seconds += time.perf_counter() - began
 
     def save(step: int) -> None:
-        checkpointer.save(step, state, {"position": dataclasses.asdict(position), "step": step})
+        checkpointer.save(step, state, {"position": dataclasses.asdict(position), "step": step,
+                                        "train_seconds": elapsed()})
 
     if start_step == 0 and config.eval_every:
         run_eval(0)
@@ -236,7 +254,7 @@ def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional
     tick, tick_step, examples_seen = time.perf_counter(), start_step, 0
     with _StopSignal() as stop:
         step = start_step
-        while step < config.num_steps:
+        while step < config.num_steps and not budget_spent():
             position, batch = next(batches)
             state, step_metrics = train_step(state, placement.put(batch))
             step += 1
@@ -273,9 +291,11 @@ def train(config: TrainConfig, workdir: str, *, data: Any = None, task: Optional
                 return state
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 save(step)
+    if budget_spent():
+        print(f"spent the {max_train_seconds:.0f} s training budget at step {step}")
     if not checkpointer.steps() or checkpointer.steps()[-1] != step:
         save(step)
-    if config.eval_every and step % config.eval_every:
+    if config.eval_every and step % config.eval_every and step > start_step:  # a spent rerun evaluated already
         run_eval(step)
     checkpointer.close()
     return state

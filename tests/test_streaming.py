@@ -125,17 +125,22 @@ def test_carried_chunks_equal_one_pass(kernscores_dir):
 
     table = _table(kernscores_dir, ["chor006", "chor027", "chor001"])
     results = {}
-    for lanes, chunk in ((2, 8), (1, 512)):
-        task, params = _tiny_task(table, lanes, chunk)
+    for lanes, chunk in ((2, 8), (1, 512), (0, 16)):  # 0: the pass's own lanes
+        task, params = _tiny_task(table, lanes or 4, chunk)
         batcher = task.eval_batcher("test", shards=1)
+        if lanes:
+            batcher.sequential_lanes = lambda lanes=lanes: lanes
+        else:
+            assert batcher.sequential_lanes() == 3  # streams of 84, 46 and 71 positions: 201 / 84 -> 3
         assert batcher.num_examples == table.num_examples
         results[lanes] = evaluation.evaluate_batches(evaluation.make_eval_step(task), params, batcher,
                                                      train_events_per_beat=4.0, split_events_per_beat=4.0,
-                                                     carry=task.initial_carry(1))
-    assert results[1].examples == results[2].examples == table.num_examples
-    np.testing.assert_allclose(results[1].time_nats, results[2].time_nats, rtol=1e-6)
-    np.testing.assert_allclose(results[1].note_nats, results[2].note_nats, rtol=1e-6)
-    assert results[1].note_ap == pytest.approx(results[2].note_ap, abs=1e-9)
+                                                     fresh_carry=task.fresh_carry)
+    for other in (2, 0):
+        assert results[1].examples == results[other].examples == table.num_examples
+        np.testing.assert_allclose(results[1].time_nats, results[other].time_nats, rtol=1e-6)
+        np.testing.assert_allclose(results[1].note_nats, results[other].note_nats, rtol=1e-6)
+        assert results[1].note_ap == pytest.approx(results[other].note_ap, abs=1e-9)
 
 
 def test_one_chunk_gradient_equals_full_sequence_gradient(kernscores_dir):
@@ -269,3 +274,4 @@ def test_stream_with_idle_channels_equals_all_channels(kernscores_dir):
         got, carry_idle = run({**{k: x[:, window] for k, x in narrow.items()}, **per_example}, carry_idle)
         for g, w in zip(got, want):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5, rtol=1e-5)
+

@@ -69,17 +69,19 @@ def evaluate(
         eval_step or make_eval_step(task), params, batcher,
         train_events_per_beat=task.config.loss_events_per_beat or task.events_per_beat("train"),
         split_events_per_beat=task.events_per_beat(split), progress=progress,
-        keep_predictions=keep_predictions, placement=placement, carry=task.initial_carry(shards))
+        keep_predictions=keep_predictions, placement=placement, fresh_carry=task.fresh_carry)
 
 
 def evaluate_batches(
     eval_step: EvalStep, params: Any, batcher, *, train_events_per_beat: float, split_events_per_beat: float,
     progress: bool = False, keep_predictions: bool = True, placement: Optional[Placement] = None,
-    carry: Any = None,
+    carry: Any = None, fresh_carry: Optional[Callable[[dict], Any]] = None,
 ) -> metrics.Evaluation:
     """Stream every example of ``batcher`` (its ``.sequential()`` batches, leading shard axis)
     through ``eval_step``; :func:`evaluate` builds the batcher, tests and benchmarks pass their own.
-    ``carry``: the task's initial carry (full-history tasks thread it through the batches)."""
+    ``carry``: the task's initial carry (full-history tasks thread it through the batches);
+    ``fresh_carry(batch)`` (:meth:`Task.fresh_carry`) replaces it at the first batch and wherever
+    the lanes or channels change (a full-history pass in groups of equal width)."""
     placement = placement or Placement.local(batcher.shards)
     params = placement.replicate(params)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
@@ -97,8 +99,11 @@ def evaluate_batches(
             bar.update(int(batch["weight"].sum()))
 
     # One batch in flight: the next is gathered and dispatched before the last is fetched.
-    pending = None
+    pending, layout = None, None
     for batch in batcher.sequential():
+        if fresh_carry is not None and batch["t"].shape[:2] + batch["t"].shape[-1:] != layout:
+            layout = batch["t"].shape[:2] + batch["t"].shape[-1:]  # shards, lanes or frames, channels
+            carry = fresh_carry(batch)
         outputs, carry = eval_step(params, placement.put(batch), carry)
         if pending is not None:
             collect(*pending)

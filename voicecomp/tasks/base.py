@@ -58,7 +58,12 @@ class Task(abc.ABC):
         return self.shard_outputs(params, batch), carry
 
     def initial_carry(self, shards: int) -> Any:
-        """What :meth:`shard_step` carries into a pass's first batch, with a leading shard axis."""
+        """What :meth:`shard_step` carries into a training run's first batch (leading shard axis)."""
+        return None
+
+    def fresh_carry(self, batch: dict[str, np.ndarray]) -> Any:
+        """What :meth:`shard_step` carries into ``batch`` where every lane starts afresh (the
+        first batch of an evaluation pass or of one of its groups), shaped for that batch."""
         return None
 
     def eval_batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, size: int, seed: int):

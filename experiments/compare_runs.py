@@ -44,7 +44,7 @@ def run_summary(rows: list[dict], split: str) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise cli.UsageError(f"unexpected arguments {argv[1:]}")
-    from voicecomp.train import read_metrics
+    from voicecomp.checkpoint import read_metrics
 
     runs = {}
     for item in _RUNS.value:
@@ -78,9 +78,14 @@ def main(argv):
             ax.plot(minutes, [p["total"] for p in run["curve"]], marker="o", ms=3, label=label)
         ax.set(xlabel="training wall time (minutes, evaluations excluded)",
                ylabel=f"bits/beat, {_SPLIT.value} sample (reference rate)", title="iterate average")
-        # the first points (near-random initial models) would flatten the curves
+        # from scratch the curves fall by orders of magnitude: a log scale shows them whole; a
+        # fine-tune's moves by tenths, and its first points would flatten the rest
+        totals = [p["total"] for run in runs.values() for p in run["curve"]]
         tails = [p["total"] for run in runs.values() for p in run["curve"][1:]] or [0.0]
-        ax.set_ylim(min(tails) - 0.2, min(max(tails), min(tails) + 6) + 0.2)
+        if min(totals) > 0 and max(totals) > 2 * min(totals):
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(min(tails) - 0.2, min(max(tails), min(tails) + 6) + 0.2)
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

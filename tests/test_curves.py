@@ -59,3 +59,35 @@ def test_plot_writes_the_png(tmp_path, published_rows):
     path = curves.plot_learning_curves(str(tmp_path))
     assert path == str(tmp_path / curves.CURVES_FILE)
     assert (tmp_path / curves.CURVES_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_runs_reads_run_directories(tmp_path):
+    """experiments/compare_runs.py on two hand-written metrics logs: the last evaluation, the
+    steps and the step-weighted mean examples/s of each (derived by hand below), and a figure."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def evaluation(step, seconds, total):
+        return {"kind": "eval", "step": step, "train_seconds": seconds,
+                "test": {"bits_per_beat_reference": {"total": total, "time": total / 4, "notes": 3 * total / 4}}}
+
+    logs = {"a": [evaluation(0, 0.0, 40.0), {"kind": "train", "step": 100, "examples_per_s": 50.0},
+                  {"kind": "train", "step": 300, "examples_per_s": 80.0}, evaluation(300, 600.0, 20.0)],
+            "b": [evaluation(0, 0.0, 40.0), {"kind": "train", "step": 50, "examples_per_s": 200.0},
+                  evaluation(50, 300.0, 30.0)]}
+    runs = []
+    for label, rows in logs.items():
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(f"{label}={tmp_path / label}")
+    script = Path(__file__).resolve().parents[1] / "experiments" / "compare_runs.py"
+    result = subprocess.run([sys.executable, str(script), f"--runs={','.join(runs)}",
+                             f"--out_json={tmp_path / 'out.json'}", f"--out_png={tmp_path / 'out.png'}"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "out.json").read_text())["runs"]
+    assert summary["a"]["final"]["total"] == 20.0 and summary["a"]["steps"] == 300
+    assert summary["a"]["mean_examples_per_s"] == pytest.approx((50 * 100 + 80 * 200) / 300)
+    assert summary["b"]["final"]["train_seconds"] == 300.0 and summary["b"]["mean_examples_per_s"] == 200.0
+    assert (tmp_path / "out.png").stat().st_size > 1000

@@ -80,8 +80,8 @@ def evaluate_batches(
     """Stream every example of ``batcher`` (its ``.sequential()`` batches, leading shard axis)
     through ``eval_step``; :func:`evaluate` builds the batcher, tests and benchmarks pass their own.
     ``carry``: the task's initial carry (full-history tasks thread it through the batches);
-    ``fresh_carry(batch)`` (:meth:`Task.fresh_carry`) replaces it at the first batch and wherever
-    the lanes or channels change (a full-history pass in groups of equal width)."""
+    ``fresh_carry(batch)`` (:meth:`Task.fresh_carry`) replaces it, shaped for the pass's first
+    batch (a full-history pass runs in lanes of its own)."""
     placement = placement or Placement.local(batcher.shards)
     params = placement.replicate(params)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
@@ -99,10 +99,9 @@ def evaluate_batches(
             bar.update(int(batch["weight"].sum()))
 
     # One batch in flight: the next is gathered and dispatched before the last is fetched.
-    pending, layout = None, None
+    pending = None
     for batch in batcher.sequential():
-        if fresh_carry is not None and batch["t"].shape[:2] + batch["t"].shape[-1:] != layout:
-            layout = batch["t"].shape[:2] + batch["t"].shape[-1:]  # shards, lanes or frames, channels
+        if pending is None and fresh_carry is not None:
             carry = fresh_carry(batch)
         outputs, carry = eval_step(params, placement.put(batch), carry)
         if pending is not None:

@@ -62,8 +62,8 @@ class Task(abc.ABC):
         return None
 
     def fresh_carry(self, batch: dict[str, np.ndarray]) -> Any:
-        """What :meth:`shard_step` carries into ``batch`` where every lane starts afresh (the
-        first batch of an evaluation pass or of one of its groups), shaped for that batch."""
+        """What :meth:`shard_step` carries into the first batch of an evaluation pass, shaped
+        for that batch."""
         return None
 
     def eval_batcher(self, split: str, *, shards: int, batch_size: int, max_frames: int, size: int, seed: int):

@@ -29,6 +29,7 @@ from voicecomp import cli
 from voicecomp.metrics import nats_per_event
 from voicecomp.models import MultiVoiceConfig, MultiVoiceModel
 from voicecomp.models.multivoice import ARCHITECTURES
+from voicecomp.tasks.multivoice import keep_channels
 from voicecomp.vocab import NUM_SPECIAL, START
 
 
@@ -118,9 +119,7 @@ def main() -> None:
     rows = [("per-example", per_example, None), ("frame-shared", shared, MultiVoiceModel.frame_shared)]
     if args.channels < cfg.num_voices:
         used = args.channels
-        narrow = dict(shared, e=shared["e"][:, :, :used], t=shared["t"][:, :, :used],
-                      f=shared["f"][:, :, :used, :used], y=shared["y"][:, :used], yt=shared["yt"][:, :used],
-                      yf=shared["yf"][:, :used, :used])
+        narrow = keep_channels(shared, used)
         steps = (frames, args.history + 1)  # START tokens, self-flow: their recurrence runs at every step
         idle = dict(narrow, idle_t=np.full(steps, START, np.int8), idle_f=np.ones(steps, np.int8))
         rows += [(f"idle {used}-", narrow, MultiVoiceModel.frame_shared),

@@ -274,4 +274,3 @@ def test_stream_with_idle_channels_equals_all_channels(kernscores_dir):
         got, carry_idle = run({**{k: x[:, window] for k, x in narrow.items()}, **per_example}, carry_idle)
         for g, w in zip(got, want):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5, rtol=1e-5)
-

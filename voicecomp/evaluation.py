@@ -75,13 +75,12 @@ def evaluate(
 def evaluate_batches(
     eval_step: EvalStep, params: Any, batcher, *, train_events_per_beat: float, split_events_per_beat: float,
     progress: bool = False, keep_predictions: bool = True, placement: Optional[Placement] = None,
-    carry: Any = None, fresh_carry: Optional[Callable[[dict], Any]] = None,
+    fresh_carry: Optional[Callable[[dict], Any]] = None,
 ) -> metrics.Evaluation:
     """Stream every example of ``batcher`` (its ``.sequential()`` batches, leading shard axis)
     through ``eval_step``; :func:`evaluate` builds the batcher, tests and benchmarks pass their own.
-    ``carry``: the task's initial carry (full-history tasks thread it through the batches);
-    ``fresh_carry(batch)`` (:meth:`Task.fresh_carry`) replaces it, shaped for the pass's first
-    batch (a full-history pass runs in lanes of its own)."""
+    ``fresh_carry(batch)`` (:meth:`Task.fresh_carry`): what the pass's first batch is given to
+    carry, shaped for it (full-history tasks thread the carry through the batches; None: no carry)."""
     placement = placement or Placement.local(batcher.shards)
     params = placement.replicate(params)
     accumulator = metrics.EvaluationAccumulator(keep_predictions=keep_predictions)
@@ -99,7 +98,7 @@ def evaluate_batches(
             bar.update(int(batch["weight"].sum()))
 
     # One batch in flight: the next is gathered and dispatched before the last is fetched.
-    pending = None
+    pending, carry = None, None
     for batch in batcher.sequential():
         if pending is None and fresh_carry is not None:
             carry = fresh_carry(batch)

@@ -149,20 +149,20 @@ class FrameBatcher:
             starts = self._starts(counts)
             packs = [frame_ids[starts[p]:starts[p + 1]] for p in range(len(starts) - 1)]
             for i in range(0, len(packs), self.shards):
-                yield _keep_channels(self._batch(packs[i:i + self.shards]), int(channels))
+                yield keep_channels(self._batch(packs[i:i + self.shards]), int(channels))
 
 
-def _keep_channels(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.ndarray]:
-    """Leave out channels >= ``channels`` of a (shard-stacked) frame-shared batch."""
+def keep_channels(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.ndarray]:
+    """Leave out channels >= ``channels`` of a frame-shared batch, shard-stacked or not: the
+    channel axes are the last ones (``e``/``y`` [..., V, M], ``t``/``yt`` [..., V], ``f``/``yf``
+    [..., V, V])."""
     if channels == encoding.MAX_VOICES:
         return batch
     out = dict(batch)
-    out["e"] = batch["e"][:, :, :, :channels]
-    out["t"] = batch["t"][..., :channels]
-    out["f"] = batch["f"][..., :channels, :channels]
-    out["y"] = batch["y"][:, :, :channels]
-    out["yt"] = batch["yt"][..., :channels]
-    out["yf"] = batch["yf"][..., :channels, :channels]
+    for notes, token, flow in (("e", "t", "f"), ("y", "yt", "yf")):
+        out[notes] = batch[notes][..., :channels, :]
+        out[token] = batch[token][..., :channels]
+        out[flow] = batch[flow][..., :channels, :channels]
     return out
 
 

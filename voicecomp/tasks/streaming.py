@@ -245,8 +245,9 @@ class StreamingTask(MultiVoiceTask):
         return self.initial_carry(shards, shards * lanes)
 
     def batcher(self, split, *, shards, batch_size=0, max_frames=0, examples=None, scores=None):
-        """Chunked streams of a split (``batch_size``/``max_frames`` do not apply: a batch is
-        ``config.lanes`` x ``config.chunk_frames`` frames)."""
+        """Chunked streams of a split (``batch_size``/``max_frames`` do not apply: a training
+        batch is ``config.lanes`` x ``config.chunk_frames`` frames, a sequential pass has lanes of
+        its own)."""
         if examples is not None:
             raise ValueError("full-history batches hold whole scores: pass scores, not examples")
         return StreamBatcher(self.data.tables[split], self.config.model.voice_history, self.config.lanes,

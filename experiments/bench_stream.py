@@ -11,6 +11,9 @@ and its full-history counterpart (the same cells and parameters, states carried;
   warm-up steps (compilation);
 * the whole non-piano test split evaluated with the published weights, data included (the
   streaming figure is the one the issue targets; the windowed one is taken from the same run);
+  for the streaming pass also the recurrence alone (the same batches through
+  ``MultiVoiceModel.advance``: the carried states, no per-frame outputs, no readouts), which
+  says how much of the pass the per-frame recurrence over ``[lanes, 6, 78, 128]`` states costs;
 * 100 four-voice scores of 150 event-steps sampled from the published weights (compilation
   excluded: a warm-up call of the same shapes runs first).
 """
@@ -36,6 +39,8 @@ _STEPS = flags.DEFINE_integer("steps", 10, "Timed training steps of each variant
 _LANES = flags.DEFINE_integer("lanes", 16, "Full history: streams per training batch.")
 _CHUNK = flags.DEFINE_integer("chunk_frames", 16, "Full history: frames per lane per training batch.")
 _EVAL = flags.DEFINE_bool("evaluate", True, "Time the whole non-piano evaluation (windowed and streaming).")
+_EVAL_WINDOWED = flags.DEFINE_bool("evaluate_windowed", True, "With --evaluate, also the windowed whole-split "
+                                   "evaluation (about 6x the streaming one's time) and the ratio.")
 _SAMPLE = flags.DEFINE_bool("sample", True, "Time sampling (windowed and streaming).")
 _NUM_SCORES = flags.DEFINE_integer("num_scores", 100, "Scores sampled in one batch.")
 _FRAMES = flags.DEFINE_integer("frames", 150, "Event-steps per sampled score.")
@@ -82,6 +87,35 @@ def _timed_evaluation(config, task, params) -> dict:
             "bits_per_beat_split_rate": result.bits(task.events_per_beat("test_nonpiano"))}
 
 
+def _timed_recurrence(task, params) -> dict:
+    """The streaming pass over the whole non-piano split with the readouts left out: the carried
+    states only (``MultiVoiceModel.advance``), batches prebuilt, compilation excluded."""
+    import jax
+
+    from voicecomp.placement import Placement
+
+    placement = Placement.local()
+    batcher = task.eval_batcher("test_nonpiano", shards=placement.shards)
+    batches = [placement.put(b) for b in batcher.sequential()]
+
+    @jax.jit
+    def advance(params, batch, carry):
+        def one_shard(shard_batch, shard_carry):
+            return task.model.apply({"params": params}, shard_carry, shard_batch, method=task.model.advance)
+
+        return jax.vmap(one_shard)(batch, carry)
+
+    params = placement.replicate(params)
+    jax.block_until_ready(advance(params, batches[0], task.fresh_carry(batches[0])))
+    carry = task.fresh_carry(batches[0])
+    tick = time.perf_counter()
+    for batch in batches:
+        carry = advance(params, batch, carry)
+    jax.block_until_ready(carry)
+    return {"seconds": time.perf_counter() - tick, "batches": len(batches),
+            "lanes": int(batches[0]["t"].shape[0] * batches[0]["t"].shape[1])}
+
+
 def _timed_sampling(model_config, params) -> dict:
     from voicecomp import sample as sample_lib
     from voicecomp.models.multivoice import MultiVoiceModel
@@ -122,11 +156,15 @@ def bench() -> dict:
     print(f"training ratio streaming / windowed: {results['train_ratio']:.2f}x", flush=True)
     params = load_reference_weights(_WEIGHTS.value, windowed.model)["params"]
     if _EVAL.value:
-        for name in ("streaming", "windowed"):
+        for name in ("streaming", "windowed")[:2 if _EVAL_WINDOWED.value else 1]:
             results[f"eval_{name}"] = r = _timed_evaluation(configs[name], tasks[name], params)
             print(f"whole non-piano evaluation, {name}: {r['seconds']:.1f} s ({r['examples_per_s']:,.0f} ex/s), "
                   f"{r['bits_per_beat_reference']['total']:.3f} bits/beat (reference convention)", flush=True)
-        results["eval_ratio"] = results["eval_windowed"]["seconds"] / results["eval_streaming"]["seconds"]
+        if _EVAL_WINDOWED.value:
+            results["eval_ratio"] = results["eval_windowed"]["seconds"] / results["eval_streaming"]["seconds"]
+        results["eval_streaming_recurrence"] = r = _timed_recurrence(tasks["streaming"], params)
+        print(f"whole non-piano streaming pass, recurrence alone (no readouts): {r['seconds']:.1f} s "
+              f"({r['batches']} batches of {r['lanes']} lanes)", flush=True)
     if _SAMPLE.value:
         for name in ("windowed", "streaming"):
             results[f"sample_{name}"] = r = _timed_sampling(configs[name].model, params)
@@ -134,6 +172,13 @@ def bench() -> dict:
         results["sample_time_ratio"] = results["sample_streaming"]["seconds"] / results["sample_windowed"]["seconds"]
         print(f"sampling time streaming / windowed: {results['sample_time_ratio']:.2f}", flush=True)
     return results
+
+
+def _flags_given() -> list[str]:
+    """This run's flags as given on the command line (what the JSON names as its command)."""
+    return [f"--{name}={flags.FLAGS[name].value}" for name in sorted(flags.FLAGS)
+            if flags.FLAGS[name].present and name not in ("out",)] + (
+            [f"--out={_OUT.value}"] if _OUT.value else [])
 
 
 def main(argv):
@@ -150,7 +195,8 @@ def main(argv):
     if _OUT.value:
         os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
         with open(_OUT.value, "w") as handle:
-            json.dump({"command": "experiments/bench_stream.py", "date": time.strftime("%Y-%m-%d"), **results},
+            command = " ".join(["python3 experiments/bench_stream.py"] + argv[1:] + _flags_given())
+            json.dump({"command": command, "date": time.strftime("%Y-%m-%d"), **results},
                       handle, indent=1, sort_keys=True)
     return 0
 

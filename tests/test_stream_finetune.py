@@ -28,7 +28,7 @@ def test_stream_6_ft_command_runs_a_few_steps(tmp_path, shared_dir, kernscores_d
     result = subprocess.run(
         [sys.executable, str(REPO / "experiments" / "train.py"), "--experiment=stream_6_ft", f"--workdir={workdir}",
          f"--kernscores_dir={kernscores_dir}", f"--init_from={weights}", "--num_steps=3", "--eval_every=3",
-         "--eval_examples=300", "--log_every=1", "--max_minutes=90"],
+         "--eval_examples=300", "--log_every=1", "--max_train_minutes=90"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     config = json.loads((workdir / "config.json").read_text())

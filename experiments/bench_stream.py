@@ -27,6 +27,7 @@ use_all_cpu_cores()  # one XLA device per core; must precede the first JAX impor
 import dataclasses
 import json
 import os
+import sys
 import time
 
 from absl import flags, logging
@@ -156,7 +157,7 @@ def bench() -> dict:
     print(f"training ratio streaming / windowed: {results['train_ratio']:.2f}x", flush=True)
     params = load_reference_weights(_WEIGHTS.value, windowed.model)["params"]
     if _EVAL.value:
-        for name in ("streaming", "windowed")[:2 if _EVAL_WINDOWED.value else 1]:
+        for name in ("streaming", "windowed") if _EVAL_WINDOWED.value else ("streaming",):
             results[f"eval_{name}"] = r = _timed_evaluation(configs[name], tasks[name], params)
             print(f"whole non-piano evaluation, {name}: {r['seconds']:.1f} s ({r['examples_per_s']:,.0f} ex/s), "
                   f"{r['bits_per_beat_reference']['total']:.3f} bits/beat (reference convention)", flush=True)
@@ -174,13 +175,6 @@ def bench() -> dict:
     return results
 
 
-def _flags_given() -> list[str]:
-    """This run's flags as given on the command line (what the JSON names as its command)."""
-    return [f"--{name}={flags.FLAGS[name].value}" for name in sorted(flags.FLAGS)
-            if flags.FLAGS[name].present and name not in ("out",)] + (
-            [f"--out={_OUT.value}"] if _OUT.value else [])
-
-
 def main(argv):
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
@@ -195,8 +189,7 @@ def main(argv):
     if _OUT.value:
         os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
         with open(_OUT.value, "w") as handle:
-            command = " ".join(["python3 experiments/bench_stream.py"] + argv[1:] + _flags_given())
-            json.dump({"command": command, "date": time.strftime("%Y-%m-%d"), **results},
+            json.dump({"command": " ".join(["python3"] + sys.argv), "date": time.strftime("%Y-%m-%d"), **results},
                       handle, indent=1, sort_keys=True)
     return 0
 
